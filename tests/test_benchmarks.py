@@ -1,0 +1,25 @@
+"""The benchmark scripts run (at tiny sizes; no timing is asserted here)."""
+
+import json
+import os
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_losses_benchmark_runs_and_reports_every_implementation(tmp_path):
+  out = tmp_path / "losses.json"
+  proc = subprocess.run(
+    [sys.executable, "benchmarks/losses.py", "--sizes", "64", "--repeats", "5", "--json", str(out)],
+    cwd=ROOT,
+    capture_output=True,
+    text=True,
+    timeout=300,
+  )
+  assert proc.returncode == 0, proc.stderr
+  rows = json.loads(out.read_text())["rows"]
+  assert {(r["loss"], r["2N"]) for r in rows} == {("nt_xent", 64), ("hard_contrastive", 64)}
+  nt = next(r for r in rows if r["loss"] == "nt_xent")
+  assert set(nt["median_ms"]) == {"ours", "plain_jnp", "optax"}
+  assert all(v > 0 for v in nt["median_ms"].values())
