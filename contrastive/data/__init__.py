@@ -1,0 +1,10 @@
+"""Input pipelines: dataset sources, augmentation, batching and feature suppression.
+
+* `sources`: `load(name)` gives uint8 images and int32 labels for train and test,
+  from TFDS (`cifar10`, `cifar100`, `svhn_cropped`, `stl10`, `mnist`,
+  `imagenet100`) or embedded in the package (`digits`, `shapes`: no download).
+* `augment`: SimCLR/NPID augmentation in JAX, jitted and vmapped, a key per image.
+* `pipeline`: datasets held on the accelerator and batches gathered and augmented
+  there; epoch order from (seed, epoch), so a resumed run sees the same batches.
+* `suppression`: RandBit, digits-on-images and MultiDigits (Chen et al.).
+"""
