@@ -1,0 +1,118 @@
+"""Datasets on the accelerator: batches gathered and augmented inside the jitted step.
+
+Datasets that fit (CIFAR-sized and the embedded ones) are put on the device once,
+as uint8. Each training step picks its batch by index, gathers it and augments it
+on the device: no host round trip per step, and no CPU augmentation pipeline for
+the accelerator to wait on.
+
+The order of examples is a pure function of (seed, epoch): `batch_indices(seed,
+step)` is the same on every run, so a run resumed at step s sees exactly the
+batches an uninterrupted run would, and the data position needs no state beyond
+the step. Each epoch drops the last partial batch (as SimCLR and NPID do).
+"""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+
+from contrastive.data import augment
+from contrastive.data import sources
+from contrastive.data import suppression
+
+
+@dataclasses.dataclass(frozen=True)
+class DeviceData:
+  """One split on the device.
+
+  Attributes:
+    images: uint8 [N, H, W, C].
+    labels: int32 [N].
+    bits: uint8 [N, n] RandBit bits appended after augmentation, or None.
+  """
+
+  images: jax.Array
+  labels: jax.Array
+  bits: jax.Array | None = None
+
+  @property
+  def num_examples(self) -> int:
+    return self.images.shape[0]
+
+
+jax.tree_util.register_dataclass(
+  DeviceData, data_fields=["images", "labels", "bits"], meta_fields=[]
+)
+
+
+def to_device(split: sources.Split, *, randbit_bits: int = 0, sharding=None) -> DeviceData:
+  """Puts a split on the device (replicated by `sharding`, if given).
+
+  Args:
+    split: host arrays.
+    randbit_bits: if > 0, computes each image's RandBit bits
+      (`suppression.randbit_codes`) and keeps them beside the images.
+    sharding: a `jax.sharding.Sharding` for the arrays (default: the first device).
+  """
+  bits = suppression.randbit_codes(split.images, randbit_bits) if randbit_bits else None
+  put = (lambda x: jax.device_put(x, sharding)) if sharding is not None else jax.device_put
+  return DeviceData(put(split.images), put(split.labels), None if bits is None else put(bits))
+
+
+def steps_per_epoch(num_examples: int, batch_size: int) -> int:
+  if not 0 < batch_size <= num_examples:
+    raise ValueError(
+      f"batch_size must be in [1, {num_examples}] (the dataset's size), got {batch_size}."
+    )
+  return num_examples // batch_size
+
+
+def epoch_order(seed: int, epoch, num_examples: int) -> jax.Array:
+  """The permutation of the dataset used in `epoch` (reproducible for `seed`)."""
+  return jax.random.permutation(jax.random.fold_in(jax.random.key(seed), epoch), num_examples)
+
+
+def batch_indices(seed: int, step, *, num_examples: int, batch_size: int) -> jax.Array:
+  """Dataset indices of the batch of global `step` (may be traced): int32 [batch_size]."""
+  per_epoch = steps_per_epoch(num_examples, batch_size)
+  epoch, position = jnp.divmod(step, per_epoch)
+  order = epoch_order(seed, epoch, num_examples)
+  return jax.lax.dynamic_slice(order, (position * batch_size,), (batch_size,))
+
+
+def train_batch(
+  data: DeviceData, key, step, *, seed: int, batch_size: int, config: augment.AugmentConfig
+) -> dict:
+  """The augmented training batch of `step`, built on the device.
+
+  Args:
+    data: the training split on the device.
+    key: the run's augmentation key; step `step` uses fold_in(key, step) and each
+      image fold_in of that with its dataset index.
+    step: global step (may be traced).
+    seed: data-order seed.
+    batch_size: images per batch (two views each).
+    config: the augmentation recipe.
+
+  Returns:
+    {"view1", "view2": float32 [B, S, S, C(+bits)], "index": int32 [B],
+     "label": int32 [B]}. RandBit bits are appended to both views after
+    augmentation, so they are never cropped, flipped or jittered.
+  """
+  idx = batch_indices(seed, step, num_examples=data.num_examples, batch_size=batch_size)
+  v1, v2 = augment.augment_batch(jax.random.fold_in(key, step), data.images[idx], config, idx)
+  if data.bits is not None:
+    bits = data.bits[idx]
+    v1, v2 = suppression.append_bits(v1, bits), suppression.append_bits(v2, bits)
+  return {"view1": v1, "view2": v2, "index": idx, "label": data.labels[idx]}
+
+
+def eval_images(data: DeviceData, start: int, size: int) -> jax.Array:
+  """Clean float32 images [size, H, W, C(+bits)] from `start`, for feature extraction.
+
+  At evaluation, RandBit bits are appended to the un-augmented image.
+  """
+  images = augment.to_float(jax.lax.dynamic_slice_in_dim(data.images, start, size))
+  if data.bits is not None:
+    images = suppression.append_bits(images, jax.lax.dynamic_slice_in_dim(data.bits, start, size))
+  return images
