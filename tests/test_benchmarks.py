@@ -23,3 +23,29 @@ def test_losses_benchmark_runs_and_reports_every_implementation(tmp_path):
   nt = next(r for r in rows if r["loss"] == "nt_xent")
   assert set(nt["median_ms"]) == {"ours", "plain_jnp", "optax"}
   assert all(v > 0 for v in nt["median_ms"].values())
+
+
+def test_augment_benchmark_runs(tmp_path):
+  out = tmp_path / "augment.json"
+  proc = subprocess.run(
+    [
+      sys.executable,
+      "benchmarks/augment.py",
+      "--batch",
+      "4",
+      "--repeats",
+      "5",
+      "--width",
+      "4",
+      "--json",
+      str(out),
+    ],
+    cwd=ROOT,
+    capture_output=True,
+    text=True,
+    timeout=600,
+  )
+  assert proc.returncode == 0, proc.stderr
+  rows = json.loads(out.read_text())["rows"]
+  assert len(rows) == 2
+  assert all(r["augment_ms"] > 0 and r["train_step_ms"] > 0 for r in rows)

@@ -1,0 +1,64 @@
+"""Models: parameter counts against torchvision's, shapes, dtypes, BatchNorm modes."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from contrastive import models
+
+
+def _count(tree):
+  return sum(x.size for x in jax.tree.leaves(tree))
+
+
+# torchvision's totals minus the 1000-way classifier (fc: 512*1000+1000 or 2048*1000+1000);
+# the CIFAR stem replaces the 7x7x3x64 conv (9,408) with a 3x3x3x64 one (1,728).
+@pytest.mark.parametrize(
+  "name,stem,shape,want",
+  [
+    ("resnet18", "imagenet", (1, 64, 64, 3), 11_689_512 - 513_000),
+    ("resnet18", "cifar", (1, 32, 32, 3), 11_689_512 - 513_000 - 9_408 + 1_728),
+    ("resnet34", "cifar", (1, 32, 32, 3), 21_797_672 - 513_000 - 9_408 + 1_728),
+    ("resnet50", "imagenet", (1, 64, 64, 3), 25_557_032 - 2_049_000),
+    # ConvN by hand: convs 288 + 18,432 + 36,864, Dense 1,024 x 128, BN 2 x (32+64+64+128).
+    ("convn", "cifar", (1, 28, 28, 1), 288 + 18_432 + 36_864 + 131_072 + 576),
+  ],
+)
+def test_encoder_parameter_counts(name, stem, shape, want):
+  model = models.create(name, stem=stem)
+  variables = jax.eval_shape(lambda: model.init(jax.random.key(0), jnp.zeros(shape), train=False))
+  assert _count(variables["params"]["encoder"]) == want
+
+
+@pytest.mark.parametrize("depth,hidden", [(1, 0), (2, 512), (3, 64)])
+def test_projection_head_depth(depth, hidden):
+  head = models.ProjectionHead(out_dim=16, hidden_dim=hidden or 8, depth=depth)
+  variables = head.init(jax.random.key(0), jnp.ones((4, 32)), train=False)
+  dense = [k for k in variables["params"] if k.startswith("Dense")]
+  assert len(dense) == depth
+  assert head.apply(variables, jnp.ones((4, 32)), train=False).shape == (4, 16)
+
+
+def test_forward_shapes_dtypes_and_batchnorm_modes():
+  model = models.create("resnet18", width=8, out_dim=16, dtype=jnp.bfloat16)
+  x = jax.random.uniform(jax.random.key(1), (4, 32, 32, 3))
+  variables = model.init(jax.random.key(0), x, train=False)
+  assert all(v.dtype == jnp.float32 for v in jax.tree.leaves(variables["params"]))
+  (feats, proj), updates = model.apply(variables, x, train=True, mutable=["batch_stats"])
+  assert feats.shape == (4, 64) and proj.shape == (4, 16)
+  assert proj.dtype == jnp.bfloat16
+  changed = jax.tree.map(
+    lambda a, b: bool(jnp.any(a != b)), variables["batch_stats"], updates["batch_stats"]
+  )
+  assert any(jax.tree.leaves(changed))  # training updates the running statistics
+  f1, _ = model.apply(variables, x, train=False)
+  f2, _ = model.apply(variables, x[:2], train=False)
+  np.testing.assert_allclose(np.float32(f1[:2]), np.float32(f2), atol=1e-2)  # per-example in eval
+
+
+def test_unknown_names_are_rejected():
+  with pytest.raises(ValueError, match="resnet18, resnet34, resnet50, convn"):
+    models.create("resnet19")
+  with pytest.raises(ValueError, match="cifar, imagenet"):
+    models.create("resnet18", stem="tiny").init(jax.random.key(0), jnp.ones((1, 8, 8, 3)))
