@@ -298,20 +298,21 @@ def color_jitter(image, order, factors, strengths):
   return jax.lax.fori_loop(0, 4, step, image)
 
 
-def augment(key, image, config: AugmentConfig):
-  """One random view of `image` (float32 [H, W, C] in [0, 1]) -> [size, size, C].
-
-  Steps, in SimCLR's order: random resized crop, horizontal flip, colour jitter
-  (random op order), grayscale, Gaussian blur, solarize. Colour steps apply only
-  to 3-channel images.
-  """
-  keys = jax.random.split(key, 8)
-  height, width, channels = image.shape
+def geometric(keys, image, config: AugmentConfig):
+  """The geometric steps: random resized crop to `config.size`, horizontal flip."""
+  height, width, _ = image.shape
   box = crop_box(keys[0], height, width, config.crop_scale, config.crop_ratio)
   x = resized_crop(image, box, config.size)
   flip = jax.random.bernoulli(keys[1], config.flip_prob)
-  x = jnp.where(flip, x[:, ::-1], x)
-  if channels == 3:
+  return jnp.where(flip, x[:, ::-1], x)
+
+
+def photometric(keys, x, config: AugmentConfig):
+  """The colour steps: jitter (random op order), grayscale, blur, solarize.
+
+  Jitter and grayscale apply only to 3-channel images.
+  """
+  if x.shape[-1] == 3:
     if config.jitter_prob > 0 and any(s > 0 for s in config.jitter):
       order, factors = jitter_params(keys[2], config.jitter)
       jittered = color_jitter(x, order, factors, config.jitter)
@@ -326,6 +327,17 @@ def augment(key, image, config: AugmentConfig):
   if config.solarize_prob > 0:
     x = jnp.where(jax.random.bernoulli(keys[7], config.solarize_prob), solarize(x), x)
   return x
+
+
+def augment(key, image, config: AugmentConfig):
+  """One random view of `image` (float32 [H, W, C] in [0, 1]) -> [size, size, C].
+
+  Steps, in SimCLR's order: random resized crop, horizontal flip (`geometric`),
+  then colour jitter, grayscale, Gaussian blur, solarize (`photometric`); each
+  draws from its own one of 8 keys split from `key`.
+  """
+  keys = jax.random.split(key, 8)
+  return photometric(keys, geometric(keys, image, config), config)
 
 
 def two_views(key, image, config: AugmentConfig):
@@ -345,3 +357,19 @@ def augment_batch(key, images_uint8, config: AugmentConfig, indices=None):
     indices = jnp.arange(images_uint8.shape[0])
   keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(indices)
   return jax.vmap(lambda k, im: two_views(k, to_float(im), config))(keys, images_uint8)
+
+
+def photometric_batch(key, views_uint8, config: AugmentConfig, indices):
+  """The colour steps of two host-cropped views: uint8 [B, 2, S, S, C] -> 2 x float32.
+
+  For streamed datasets, whose crops are made on the host; view v of image i uses
+  the keys `augment` would use for it (fold_in(key, index), split in 2 then 8).
+  """
+  keys = jax.vmap(lambda i: jax.random.split(jax.random.fold_in(key, i)))(indices)
+
+  def one(k2, pair):
+    return tuple(
+      photometric(jax.random.split(k2[v], 8), to_float(pair[v]), config) for v in range(2)
+    )
+
+  return jax.vmap(one)(keys, views_uint8)

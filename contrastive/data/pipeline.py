@@ -116,3 +116,58 @@ def eval_images(data: DeviceData, start: int, size: int) -> jax.Array:
   if data.bits is not None:
     images = suppression.append_bits(images, jax.lax.dynamic_slice_in_dim(data.bits, start, size))
   return images
+
+
+def stream_batches(
+  ds, *, batch_size: int, config: augment.AugmentConfig, seed: int, shuffle_buffer: int = 10_000
+):
+  """Host side of a streamed dataset: decode, two random crops + flips, batch.
+
+  For datasets that do not fit on the device (ImageNet-100, from
+  `sources.imagenet100_stream`). Each image's two crops use TF's stateless
+  `sample_distorted_bounding_box` (the same area and aspect ranges as
+  `augment.crop_box`, up to 10 attempts, whole image as fallback; TF's sampler,
+  not torchvision's, so boxes are not bit-identical) and antialiased bilinear
+  resizing; views leave the host as uint8 (a quarter of float32's transfer) and
+  `augment.photometric_batch` applies the colour steps on the device.
+
+  Args:
+    ds: a `tf.data.Dataset` of {"image": uint8 [H, W, 3], "label": int}.
+    batch_size: images per batch (this process's share of the global batch).
+    config: the augmentation recipe (its crop, flip and size are used here).
+    seed: seeds the crops (per stream position) and the shuffle.
+    shuffle_buffer: examples in the shuffle buffer.
+
+  Returns:
+    An iterator of {"views": uint8 [B, 2, S, S, 3], "index": int64 [B] (stream
+    position), "label": int32 [B]}; reproducible for a seed.
+  """
+  import tensorflow as tf  # noqa: PLC0415
+
+  size = config.size
+
+  def crop(index, example):
+    image = example["image"]
+    views = []
+    for v in range(2):
+      view_seed = tf.stack([tf.constant(seed, tf.int64), index * 2 + v])
+      begin, extent, _ = tf.image.stateless_sample_distorted_bounding_box(
+        tf.shape(image),
+        bounding_boxes=tf.zeros([1, 0, 4]),
+        seed=view_seed,
+        area_range=config.crop_scale,
+        aspect_ratio_range=config.crop_ratio,
+        max_attempts=10,
+        use_image_if_no_bounding_boxes=True,
+      )
+      x = tf.image.resize(
+        tf.slice(image, begin, extent), [size, size], method="bilinear", antialias=True
+      )
+      flip = tf.random.stateless_uniform([], seed=view_seed + [0, 1]) < config.flip_prob
+      x = tf.cond(flip, lambda x=x: tf.image.flip_left_right(x), lambda x=x: x)
+      views.append(tf.cast(tf.clip_by_value(tf.round(x), 0, 255), tf.uint8))
+    return {"views": tf.stack(views), "index": index, "label": tf.cast(example["label"], tf.int32)}
+
+  ds = ds.enumerate().map(crop, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  ds = ds.shuffle(shuffle_buffer, seed=seed).batch(batch_size, drop_remainder=True)
+  return ds.prefetch(2).as_numpy_iterator()
