@@ -3,11 +3,16 @@
 Parses flags and hands the locked config to the library; nothing else lives here.
 """
 
+import sys
+
 from absl import app
 from absl import flags
 from ml_collections import config_flags
 
+from contrastive import configuration
 from contrastive import report
+from contrastive import train
+from contrastive.data import sources
 
 _CONFIG = config_flags.DEFINE_config_file(
   "config", None, "Path to a config file in configs/.", lock_config=True
@@ -27,8 +32,31 @@ def _relative_penalty_figure(config, workdir):
     print(f"{name}: {path}")
 
 
+def _train(config, workdir):
+  configuration.check(config)
+  results = train.train_and_evaluate(config, workdir)
+  keys = (
+    "knn_accuracy",
+    "linear_accuracy",
+    "pixel_knn_accuracy",
+    "uniformity",
+    "tolerance",
+    "alignment",
+    "final_loss",
+    "wall_time_s",
+  )
+  for key in keys:
+    print(
+      f"{key}: {results[key]:.4f}" if isinstance(results[key], float) else f"{key}: {results[key]}"
+    )
+  print(f"results: {workdir}/results.json")
+
+
 # config.job -> what runs it.
-JOBS = {"relative_penalty_figure": _relative_penalty_figure}
+JOBS = {"relative_penalty_figure": _relative_penalty_figure, "train": _train}
+
+# Errors that are the user's to fix: printed as one line, no traceback, exit 2.
+USER_ERRORS = (configuration.ConfigError, sources.DatasetNotPreparedError, train.NonFiniteLossError)
 
 
 def main(argv):
@@ -37,7 +65,11 @@ def main(argv):
   config = _CONFIG.value
   if config.job not in JOBS:
     raise app.UsageError(f"Unknown job {config.job!r}; valid: {', '.join(JOBS)}.")
-  JOBS[config.job](config, _WORKDIR.value)
+  try:
+    JOBS[config.job](config, _WORKDIR.value)
+  except USER_ERRORS as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
 
 
 if __name__ == "__main__":

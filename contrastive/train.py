@@ -1,0 +1,468 @@
+"""Training: the state, the objective, the sharded step and `train_and_evaluate`.
+
+One pure jitted step `(state, data) -> (state, metrics)` over a ('data',) device
+mesh. The step builds its own batch on the device (`pipeline.train_batch`),
+constrains it to be sharded over 'data', and computes the loss on the *global*
+batch: XLA inserts the all-gathers that give every anchor the negatives of every
+device, so there is no pmap, no pmean and no hand-written gather. BatchNorm
+statistics are likewise those of the global batch.
+
+Randomness: one root key from `config.seed`; augmentation uses
+fold_in(fold_in(root, 1), step) and the SWD projections fold_in(fold_in(root, 2),
+step), so a resumed run draws exactly the same randomness.
+"""
+
+import dataclasses
+import functools
+from typing import Any
+
+import flax
+import jax
+import jax.numpy as jnp
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+import numpy as np
+import optax
+
+from contrastive import analysis
+from contrastive import losses
+from contrastive import metrics
+from contrastive import models
+from contrastive import numerics
+from contrastive import pairs
+from contrastive.data import augment
+from contrastive.data import pipeline
+
+
+@flax.struct.dataclass
+class TrainState:
+  """Everything a step changes: params, BN statistics, optimizer, memory bank, step."""
+
+  step: jax.Array
+  params: Any
+  batch_stats: Any
+  opt_state: Any
+  bank: jax.Array | None  # [num_train, out_dim] NPID memory bank, or None
+
+
+# ----------------------------------------------------------------------------------
+# The objective: a loss kernel on a layout of negatives.
+
+
+def _layout(name, z1, z2, bank, indices):
+  """(pos, neg, neg_mask) for the named layout; the memory bank takes 2B anchors."""
+  if name == "simclr":
+    return pairs.simclr_pairs(z1, z2)
+  if name == "cross_view":
+    return pairs.cross_view_pairs(z1, z2, symmetric=True)
+  # Memory bank: both views are anchors, each the other's positive; negatives are
+  # the bank entries of every other training instance.
+  both_idx = jnp.concatenate([indices, indices])
+  return pairs.memory_bank_pairs(
+    jnp.concatenate([z1, z2]), jnp.concatenate([z2, z1]), bank, both_idx
+  )
+
+
+LAYOUTS = ("simclr", "cross_view", "memory_bank")
+
+
+def _hard(cfg):
+  return (
+    {"num_hard": cfg.num_hard}
+    if cfg.hard_fraction is None
+    else {"hard_fraction": cfg.hard_fraction}
+  )
+
+
+# Similarity-level losses: name -> per-anchor loss of (pos, neg, mask, loss config).
+SIMILARITY_LOSSES = {
+  "contrastive": lambda p, n, m, c: losses.contrastive_loss(
+    p, n, temperature=c.temperature, neg_mask=m
+  ),
+  "hard_contrastive": lambda p, n, m, c: losses.hard_contrastive_loss(
+    p, n, temperature=c.temperature, neg_mask=m, **_hard(c)
+  ),
+  "simple": lambda p, n, m, c: losses.simple_loss(p, n, weight=c.simple_weight, neg_mask=m),
+  "hard_simple": lambda p, n, m, c: losses.hard_simple_loss(
+    p, n, weight=c.simple_weight, neg_mask=m, **_hard(c)
+  ),
+  "macl": lambda p, n, m, c: losses.macl_loss(
+    p,
+    n,
+    temperature=c.temperature,
+    alpha=c.macl_alpha,
+    alignment_ref=c.macl_alignment_ref,
+    schedule=c.macl_schedule,
+    neg_mask=m,
+  ),
+}
+LOSS_NAMES = tuple(SIMILARITY_LOSSES) + ("generalized",)
+
+
+def objective(cfg, z1, z2, *, indices, bank, key):
+  """The configured loss on projections z1, z2 [B, D], and similarity statistics.
+
+  Returns:
+    (scalar loss, dict of scalar diagnostics).
+  """
+  z1 = numerics.as_compute(z1)
+  z2 = numerics.as_compute(z2)
+  layout = "simclr" if cfg.name == "generalized" else cfg.layout
+  pos, neg, mask = _layout(layout, z1, z2, bank, indices)
+  if cfg.name == "generalized":
+    loss = losses.generalized_contrastive_loss(
+      z1,
+      z2,
+      distribution=cfg.distribution,
+      weight=cfg.weight,
+      temperature=cfg.temperature,
+      normalize=cfg.normalize,
+      key=key,
+    )
+  else:
+    loss = jnp.mean(SIMILARITY_LOSSES[cfg.name](pos, neg, mask, cfg))
+  tau = cfg.temperature
+  if cfg.name == "macl":
+    tau = losses.macl_temperature(
+      pos,
+      temperature=cfg.temperature,
+      alpha=cfg.macl_alpha,
+      alignment_ref=cfg.macl_alignment_ref,
+      schedule=cfg.macl_schedule,
+    )
+  stats = jax.lax.stop_gradient(
+    {
+      "pos_sim": jnp.mean(pos),
+      "neg_sim": jnp.sum(jnp.where(mask, neg, 0.0)) / jnp.sum(mask),
+      "neg_sim_max": jnp.mean(jnp.max(jnp.where(mask, neg, -jnp.inf), axis=-1)),
+      "penalty_entropy": jnp.mean(
+        analysis.penalty_entropy(pos, neg, temperature=tau, neg_mask=mask)
+      ),
+      "temperature": jnp.asarray(tau, jnp.float32),
+      "batch_alignment": metrics.alignment(z1, z2),
+      "batch_uniformity": metrics.uniformity(z1),
+    }
+  )
+  return loss, stats
+
+
+def update_bank(bank, indices, z1, z2, momentum):
+  """NPID's memory-bank update: v <- normalise(m v + (1 - m) f), f the views' mean."""
+  f = (numerics.l2_normalize(z1) + numerics.l2_normalize(z2)) / 2
+  new = momentum * bank[indices] + (1 - momentum) * jax.lax.stop_gradient(f)
+  return bank.at[indices].set(numerics.l2_normalize(new))
+
+
+# ----------------------------------------------------------------------------------
+# Optimisers.
+
+
+def learning_rate_schedule(cfg, steps_per_epoch: int, num_steps: int):
+  """The configured schedule as a function of the step."""
+  if cfg.schedule == "constant":
+    return optax.constant_schedule(cfg.learning_rate)
+  if cfg.schedule == "step":  # Wang & Liu: x decay_factor at each of decay_epochs
+    return optax.piecewise_constant_schedule(
+      cfg.learning_rate, {int(e * steps_per_epoch): cfg.decay_factor for e in cfg.decay_epochs}
+    )
+  if cfg.schedule == "warmup_cosine":  # SimCLR
+    warmup = int(cfg.warmup_epochs * steps_per_epoch)
+    return optax.warmup_cosine_decay_schedule(
+      0.0, cfg.learning_rate, warmup, max(num_steps, warmup + 1)
+    )
+  if cfg.schedule == "linear":  # RandBit notebook: linear decay to 0
+    return optax.linear_schedule(cfg.learning_rate, 0.0, num_steps)
+  raise ValueError(f"Unknown schedule {cfg.schedule!r}; valid: {', '.join(SCHEDULES)}.")
+
+
+SCHEDULES = ("constant", "step", "warmup_cosine", "linear")
+OPTIMIZERS = ("sgd", "lars", "adam")
+
+
+def _decay_mask(params, exclude_bn_and_bias: bool):
+  # Kernels are >= 2-D; biases and BatchNorm scales/offsets are 1-D.
+  return jax.tree.map(lambda p: p.ndim > 1 or not exclude_bn_and_bias, params)
+
+
+def create_optimizer(cfg, schedule) -> optax.GradientTransformation:
+  """SGD + momentum (Wang & Liu), LARS (SimCLR) or Adam (RandBit), with weight decay."""
+  mask = functools.partial(_decay_mask, exclude_bn_and_bias=cfg.exclude_bn_and_bias)
+  if cfg.name == "sgd":  # coupled L2, as PyTorch's SGD(weight_decay=...)
+    return optax.chain(
+      optax.add_decayed_weights(cfg.weight_decay, mask), optax.sgd(schedule, momentum=cfg.momentum)
+    )
+  if cfg.name == "lars":
+    return optax.lars(
+      schedule,
+      weight_decay=cfg.weight_decay,
+      weight_decay_mask=mask,
+      trust_ratio_mask=mask,
+      momentum=cfg.momentum,
+    )
+  if cfg.name == "adam":  # coupled L2, as a Keras kernel regulariser
+    return optax.chain(optax.add_decayed_weights(cfg.weight_decay, mask), optax.adam(schedule))
+  raise ValueError(f"Unknown optimizer {cfg.name!r}; valid: {', '.join(OPTIMIZERS)}.")
+
+
+# ----------------------------------------------------------------------------------
+# State, step.
+
+
+@dataclasses.dataclass(frozen=True)
+class Setup:
+  """What the step needs besides the state: static objects, hashable for jit."""
+
+  model: models.ContrastiveModel
+  tx: optax.GradientTransformation
+  schedule: Any
+  loss: Any  # the frozen loss config
+  augment: augment.AugmentConfig
+  batch_size: int
+  data_seed: int
+  bank_momentum: float
+  mesh: jax.sharding.Mesh
+
+
+def create_state(setup: Setup, key, image_shape, num_train: int) -> TrainState:
+  """Initial state, replicated over the mesh."""
+  k_init, k_bank = jax.random.split(key)
+  variables = setup.model.init(k_init, jnp.zeros((2,) + tuple(image_shape)), train=False)
+  params = variables["params"]
+  bank = None
+  if setup.loss.layout == "memory_bank" and setup.loss.name != "generalized":
+    bank = numerics.l2_normalize(jax.random.normal(k_bank, (num_train, setup.model.head.out_dim)))
+  state = TrainState(
+    step=jnp.zeros((), jnp.int32),
+    params=params,
+    batch_stats=variables.get("batch_stats", {}),
+    opt_state=setup.tx.init(params),
+    bank=bank,
+  )
+  return jax.device_put(state, NamedSharding(setup.mesh, P()))
+
+
+def make_mesh():
+  """A 1-D ('data',) mesh over every device, with automatic sharding propagation."""
+  return jax.make_mesh((jax.device_count(),), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
+
+
+def train_step(state: TrainState, data: pipeline.DeviceData, root_key, setup: Setup):
+  """One step on the global batch: (state, data) -> (state, metrics)."""
+  batch = pipeline.train_batch(
+    data,
+    jax.random.fold_in(root_key, 1),
+    state.step,
+    seed=setup.data_seed,
+    batch_size=setup.batch_size,
+    config=setup.augment,
+  )
+  batch = jax.lax.with_sharding_constraint(batch, NamedSharding(setup.mesh, P("data")))
+  loss_key = jax.random.fold_in(jax.random.fold_in(root_key, 2), state.step)
+
+  def loss_fn(params):
+    (_, z), updates = setup.model.apply(
+      {"params": params, "batch_stats": state.batch_stats},
+      jnp.concatenate([batch["view1"], batch["view2"]]),
+      train=True,
+      mutable=["batch_stats"],
+    )
+    z1, z2 = jnp.split(z, 2)
+    loss, stats = objective(
+      setup.loss, z1, z2, indices=batch["index"], bank=state.bank, key=loss_key
+    )
+    return loss, (stats, updates["batch_stats"], z1, z2)
+
+  (loss, (stats, batch_stats, z1, z2)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+    state.params
+  )
+  updates, opt_state = setup.tx.update(grads, state.opt_state, state.params)
+  params = optax.apply_updates(state.params, updates)
+  bank = state.bank
+  if bank is not None:
+    bank = update_bank(bank, batch["index"], z1, z2, setup.bank_momentum)
+  new_state = state.replace(
+    step=state.step + 1, params=params, batch_stats=batch_stats, opt_state=opt_state, bank=bank
+  )
+  metrics_ = {
+    "loss": loss,
+    "learning_rate": jnp.asarray(setup.schedule(state.step)),
+    "grad_norm": optax.tree.norm(grads),
+    **stats,
+  }
+  return new_state, metrics_
+
+
+def jit_train_step(setup: Setup):
+  """`train_step` jitted for `setup`, donating the old state."""
+  return jax.jit(functools.partial(train_step, setup=setup), donate_argnums=0)
+
+
+def encode(setup: Setup, state: TrainState, images, *, batch_size: int = 512):
+  """Encoder features and projections (eval-mode BatchNorm) of float images [N, ...]."""
+
+  @jax.jit
+  def apply(x):
+    return setup.model.apply(
+      {"params": state.params, "batch_stats": state.batch_stats}, x, train=False
+    )
+
+  feats, projs = [], []
+  for i in range(0, images.shape[0], batch_size):
+    f, z = apply(images[i : i + batch_size])
+    feats.append(np.asarray(f, np.float32))
+    projs.append(np.asarray(z, np.float32))
+  return np.concatenate(feats), np.concatenate(projs)
+
+
+# ----------------------------------------------------------------------------------
+# The whole run.
+
+
+class NonFiniteLossError(FloatingPointError):
+  """The loss became NaN or inf; the message names the step."""
+
+
+def _setup(config, mesh, image_shape, num_train):
+  del image_shape
+  dtype = jnp.bfloat16 if config.model.dtype == "bfloat16" else jnp.float32
+  model = models.create(
+    config.model.encoder,
+    stem=config.model.stem,
+    width=config.model.width,
+    out_dim=config.model.out_dim,
+    hidden_dim=config.model.hidden_dim,
+    head_depth=config.model.head_depth,
+    dtype=dtype,
+  )
+  per_epoch = pipeline.steps_per_epoch(num_train, config.data.batch_size)
+  num_steps = config.train.num_epochs * per_epoch
+  schedule = learning_rate_schedule(config.optimizer, per_epoch, num_steps)
+  return Setup(
+    model=model,
+    tx=create_optimizer(config.optimizer, schedule),
+    schedule=schedule,
+    loss=config.loss,
+    augment=augment.preset(config.data.augment, config.data.image_size),
+    batch_size=config.data.batch_size,
+    data_seed=config.seed,
+    bank_momentum=config.loss.bank_momentum,
+    mesh=mesh,
+  ), num_steps
+
+
+def train_and_evaluate(config, workdir: str) -> dict:
+  """Trains as `config` says, evaluates, and writes WORKDIR/results.json.
+
+  Returns:
+    The results dict (also written to results.json).
+  """
+  import json  # noqa: PLC0415
+  import os  # noqa: PLC0415
+  import time  # noqa: PLC0415
+
+  from contrastive import evaluate  # noqa: PLC0415
+  from contrastive import logs  # noqa: PLC0415
+  from contrastive.data import sources  # noqa: PLC0415
+
+  t_start = time.perf_counter()
+  mesh = make_mesh()
+  source = sources.load(config.data.name, data_dir=config.data.data_dir or None, seed=config.seed)
+  replicated = NamedSharding(mesh, P())
+  train_data = pipeline.to_device(
+    source.train, randbit_bits=config.data.randbit_bits, sharding=replicated
+  )
+  setup, num_steps = _setup(config, mesh, source.image_shape, len(source.train.labels))
+  root = jax.random.key(config.seed)
+  state = create_state(
+    setup,
+    jax.random.fold_in(root, 0),
+    train_data.images.shape[1:3] + (source.image_shape[-1] + config.data.randbit_bits,),
+    len(source.train.labels),
+  )
+  step_fn = jit_train_step(setup)
+  writer = logs.MetricWriter(workdir, tensorboard=config.train.tensorboard)
+  progress = logs.Progress(num_steps)
+  pending, last_log = None, (0, time.perf_counter())
+  loss = float("nan")
+  for step in range(num_steps):
+    state, metrics_ = step_fn(state, train_data, root)
+    if (step + 1) % config.train.log_every == 0 or step + 1 == num_steps:
+      if pending is not None:
+        loss = _log(writer, progress, pending, last_log, config.data.batch_size)
+        last_log = (pending[0], time.perf_counter())
+      pending = (step + 1, metrics_)
+  loss = _log(writer, progress, pending, last_log, config.data.batch_size)
+  progress.close()
+  writer.close()
+
+  # Evaluation on clean images: features computed once, the backbone frozen.
+  test_data = pipeline.to_device(source.test, randbit_bits=config.data.randbit_bits)
+  train_x = pipeline.eval_images(train_data, 0, train_data.num_examples)
+  test_x = pipeline.eval_images(test_data, 0, test_data.num_examples)
+  train_f, _ = encode(setup, state, train_x)
+  test_f, test_z = encode(setup, state, test_x)
+  v1, v2 = augment.augment_batch(jax.random.fold_in(root, 3), test_data.images, setup.augment)
+  if config.data.randbit_bits:
+    from contrastive.data import suppression  # noqa: PLC0415
+
+    v1 = suppression.append_bits(v1, test_data.bits)
+    v2 = suppression.append_bits(v2, test_data.bits)
+  _, z1 = encode(setup, state, v1)
+  _, z2 = encode(setup, state, v2)
+  k = source.num_classes
+  results = {
+    "knn_accuracy": evaluate.knn_accuracy(
+      train_f,
+      source.train.labels,
+      test_f,
+      source.test.labels,
+      num_classes=k,
+      k=config.eval.knn_k,
+      temperature=config.eval.knn_temperature,
+    ),
+    "linear_accuracy": evaluate.linear_probe(
+      train_f,
+      source.train.labels,
+      test_f,
+      source.test.labels,
+      num_classes=k,
+      epochs=config.eval.linear_epochs,
+      learning_rate=config.eval.linear_learning_rate,
+      batch_size=config.eval.linear_batch_size,
+      decay_epochs=config.eval.linear_decay_epochs,
+      decay_factor=config.eval.linear_decay_factor,
+      seed=config.seed,
+    ),
+    "pixel_knn_accuracy": evaluate.knn_accuracy(
+      np.asarray(train_x).reshape(len(train_f), -1),
+      source.train.labels,
+      np.asarray(test_x).reshape(len(test_f), -1),
+      source.test.labels,
+      num_classes=k,
+      k=config.eval.knn_k,
+      temperature=config.eval.knn_temperature,
+    ),
+    **evaluate.representation_metrics(test_z, source.test.labels, z1, z2),
+    "final_loss": loss,
+    "steps": num_steps,
+    "wall_time_s": round(time.perf_counter() - t_start, 1),
+    "config": config.to_dict(),
+  }
+  with open(os.path.join(workdir, "results.json"), "w") as f:
+    json.dump(results, f, indent=1, default=str)
+  return results
+
+
+def _log(writer, progress, pending, last_log, batch_size) -> float:
+  """Writes a logged step's metrics; raises NonFiniteLossError on a NaN/inf loss."""
+  import time  # noqa: PLC0415
+
+  step, metrics_ = pending
+  scalars = {k: float(v) for k, v in jax.device_get(metrics_).items()}
+  if not np.isfinite(scalars["loss"]):
+    raise NonFiniteLossError(f"loss is {scalars['loss']} at step {step}; training stopped.")
+  elapsed = time.perf_counter() - last_log[1]
+  scalars["images_per_s"] = (step - last_log[0]) * batch_size / max(elapsed, 1e-9)
+  writer.write(step, scalars)
+  progress.update(step, f"loss {scalars['loss']:.4f} | {scalars['images_per_s']:.0f} img/s")
+  return scalars["loss"]

@@ -1,0 +1,62 @@
+"""Runs two train steps on N simulated CPU devices and saves loss and parameters.
+
+  python tests/device_parity.py N OUT.npz
+
+Used by tests/test_train.py in subprocesses (JAX reads the device count once, at
+start), for each loss family: NT-Xent (SimCLR layout), hard contrastive with a
+memory bank, and MACL.
+"""
+
+import os
+import sys
+
+os.environ["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={int(sys.argv[1])}"
+
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from configs import quickstart  # noqa: E402
+from contrastive import train  # noqa: E402
+from contrastive.data import pipeline  # noqa: E402
+from contrastive.data import sources  # noqa: E402
+
+VARIANTS = {
+  "nt_xent": dict(name="contrastive", layout="simclr"),
+  "hard_bank": dict(name="hard_contrastive", layout="memory_bank", num_hard=50),
+  "macl": dict(name="macl", layout="simclr"),
+}
+
+
+def main():
+  assert jax.device_count() == int(sys.argv[1]), jax.devices()
+  source = sources.load("digits")
+  out = {}
+  for name, loss in VARIANTS.items():
+    config = quickstart.get_config()
+    config.model.encoder, config.model.out_dim = "convn", 32
+    config.data.batch_size, config.data.augment, config.data.image_size = 16, "randbit", 28
+    config.loss.update(loss)
+    mesh = train.make_mesh()
+    data = pipeline.to_device(
+      source.train, sharding=jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+    )
+    setup, _ = train._setup(config, mesh, source.image_shape, len(source.train.labels))
+    root = jax.random.key(0)
+    state = train.create_state(
+      setup, jax.random.fold_in(root, 0), source.image_shape, len(source.train.labels)
+    )
+    step = train.jit_train_step(setup)
+    for _ in range(2):
+      state, metrics = step(state, data, root)
+    out[f"{name}/loss"] = np.asarray(metrics["loss"])
+    leaves = jax.tree_util.tree_flatten_with_path(jax.device_get(state.params))[0]
+    for path, leaf in leaves:
+      out[f"{name}/{jax.tree_util.keystr(path)}"] = np.asarray(leaf)
+    if state.bank is not None:
+      out[f"{name}/bank"] = np.asarray(state.bank)
+  np.savez(sys.argv[2], **out)
+
+
+if __name__ == "__main__":
+  main()

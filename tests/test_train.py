@@ -1,0 +1,189 @@
+"""The trainer: device parity, config errors, NaN stop, an end-to-end run, the probe."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from configs import quickstart
+from contrastive import evaluate
+from contrastive import train
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_four_devices_give_the_same_step_as_one(tmp_path):
+  outs = []
+  for n in (1, 4):
+    out = tmp_path / f"p{n}.npz"
+    proc = subprocess.run(
+      [sys.executable, "tests/device_parity.py", str(n), str(out)],
+      cwd=ROOT,
+      capture_output=True,
+      text=True,
+      timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    outs.append(np.load(out))
+  one, four = outs
+  assert one.files == four.files and len(one.files) > 40
+  for key in one.files:  # losses, every parameter and the memory bank, after 2 steps
+    np.testing.assert_allclose(four[key], one[key], rtol=1e-5, atol=1e-5, err_msg=key)
+
+
+def _run(tmp_path, *overrides, env=None):
+  workdir = tmp_path / "work"
+  proc = subprocess.run(
+    [
+      sys.executable,
+      "run.py",
+      "--config=configs/quickstart.py",
+      f"--workdir={workdir}",
+      *overrides,
+    ],
+    cwd=ROOT,
+    capture_output=True,
+    text=True,
+    timeout=600,
+    env={**os.environ, **(env or {})},
+  )
+  return proc, workdir
+
+
+@pytest.mark.parametrize(
+  "overrides,env,message",
+  [
+    (
+      ["--config.loss.name=infonce"],
+      None,
+      "Unknown loss (loss.name) 'infonce'; valid: contrastive, hard_contrastive",
+    ),
+    (["--config.loss.temperature=0"], None, "loss.temperature must be > 0"),
+    (
+      ["--config.data.batch_size=6"],
+      {"XLA_FLAGS": "--xla_force_host_platform_device_count=4"},
+      "data.batch_size=6 is not divisible by the 4 devices",
+    ),
+    (
+      ["--config.data.name=cifar10", "--config.data.data_dir=/nonexistent/tfds"],
+      None,
+      "tfds build cifar10 --data_dir=/nonexistent/tfds",
+    ),
+  ],
+)
+def test_bad_configs_fail_with_one_line_before_compute(tmp_path, overrides, env, message):
+  proc, workdir = _run(tmp_path, *overrides, env=env)
+  assert proc.returncode == 2, proc.stderr[-2000:]
+  assert "Traceback" not in proc.stderr
+  errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+  assert len(errors) == 1 and message in errors[0], proc.stderr[-2000:]
+  assert not workdir.exists()
+
+
+def test_unknown_config_key_fails(tmp_path):
+  proc, workdir = _run(tmp_path, "--config.loss.temprature=0.5")
+  assert proc.returncode != 0 and "temprature" in proc.stderr
+  assert not workdir.exists()
+
+
+def _tiny_config():
+  config = quickstart.get_config()
+  config.data.name, config.data.image_size, config.data.augment = "digits", 28, "randbit"
+  config.data.batch_size = 64
+  config.model.encoder, config.model.out_dim = "convn", 32
+  config.train.num_epochs, config.train.log_every, config.train.tensorboard = 1, 5, False
+  config.eval.linear_epochs, config.eval.linear_decay_epochs = 5, ()
+  return config
+
+
+def test_nan_loss_stops_naming_the_step(tmp_path):
+  config = _tiny_config()
+  config.optimizer.learning_rate, config.optimizer.schedule = 1e30, "constant"
+  with pytest.raises(train.NonFiniteLossError, match=r"at step \d+; training stopped"):
+    train.train_and_evaluate(config, str(tmp_path))
+
+
+def test_train_and_evaluate_end_to_end(tmp_path):
+  results = train.train_and_evaluate(_tiny_config(), str(tmp_path))
+  on_disk = json.loads((tmp_path / "results.json").read_text())
+  for key in (
+    "knn_accuracy",
+    "linear_accuracy",
+    "uniformity",
+    "tolerance",
+    "alignment",
+    "pixel_knn_accuracy",
+    "final_loss",
+    "wall_time_s",
+    "config",
+  ):
+    assert key in on_disk
+  assert on_disk["knn_accuracy"] == results["knn_accuracy"]
+  assert 0 <= results["knn_accuracy"] <= 1 and np.isfinite(results["final_loss"])
+  assert results["pixel_knn_accuracy"] == pytest.approx(0.93, abs=0.02)  # raw digits pixels
+  rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+  assert [r["step"] for r in rows] == [5, 10, 15, 20, 23]  # 1497 // 64 = 23 steps
+  for key in (
+    "loss",
+    "learning_rate",
+    "pos_sim",
+    "neg_sim",
+    "penalty_entropy",
+    "temperature",
+    "batch_alignment",
+    "batch_uniformity",
+    "images_per_s",
+  ):
+    assert key in rows[-1]
+
+
+def test_linear_probe_separates_separable_features():
+  rng = np.random.default_rng(0)
+  labels = rng.integers(0, 3, 600)
+  centres = np.array([[3.0, 0, 0], [0, 3.0, 0], [0, 0, 3.0]])
+  feats = centres[labels] + 0.3 * rng.normal(size=(600, 3))
+  acc = evaluate.linear_probe(
+    feats[:500],
+    labels[:500],
+    feats[500:],
+    labels[500:],
+    num_classes=3,
+    epochs=20,
+    learning_rate=0.1,
+    batch_size=50,
+  )
+  assert acc == 1.0
+  chance = evaluate.linear_probe(
+    feats[:500],
+    rng.permutation(labels[:500]),
+    feats[500:],
+    labels[500:],
+    num_classes=3,
+    epochs=20,
+    learning_rate=0.1,
+    batch_size=50,
+  )
+  assert chance < 0.6
+
+
+def test_weight_decay_mask_and_schedules():
+  params = {
+    "conv": {"kernel": np.ones((3, 3, 1, 2))},
+    "bn": {"scale": np.ones(2), "bias": np.ones(2)},
+  }
+  mask = train._decay_mask(params, exclude_bn_and_bias=True)
+  assert mask == {"conv": {"kernel": True}, "bn": {"scale": False, "bias": False}}
+  cfg = quickstart.get_config().optimizer
+  cfg.schedule, cfg.learning_rate, cfg.decay_epochs, cfg.decay_factor = (
+    "step",
+    0.03,
+    (160, 190),
+    0.1,
+  )
+  sched = train.learning_rate_schedule(cfg, steps_per_epoch=10, num_steps=2000)
+  np.testing.assert_allclose(
+    [sched(0), sched(1599), sched(1600), sched(1900)], [0.03, 0.03, 0.003, 0.0003], rtol=1e-6
+  )
