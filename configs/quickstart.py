@@ -66,7 +66,9 @@ def get_config():
       decay_factor=0.1,
     )
   )
-  c.train = ml_collections.ConfigDict(dict(num_epochs=3, log_every=10, tensorboard=True))
+  c.train = ml_collections.ConfigDict(
+    dict(num_epochs=3, log_every=10, tensorboard=True, checkpoint_every=100, checkpoints_to_keep=3)
+  )
   c.eval = ml_collections.ConfigDict(
     dict(
       knn_k=200,

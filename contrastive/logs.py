@@ -15,9 +15,18 @@ import time
 class MetricWriter:
   """Appends {"step": s, **metrics} to WORKDIR/metrics.jsonl and TensorBoard events."""
 
-  def __init__(self, workdir: str, *, tensorboard: bool = True):
+  def __init__(self, workdir: str, *, tensorboard: bool = True, resume_step: int = 0):
+    """Opens the log; rows after `resume_step` (logged after the checkpoint a run
+    resumes from, so about to be logged again) are dropped."""
     os.makedirs(workdir, exist_ok=True)
-    self._jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a")  # noqa: SIM115
+    path = os.path.join(workdir, "metrics.jsonl")
+    self._rows = []
+    if os.path.exists(path):
+      with open(path) as f:
+        self._rows = [r for r in map(json.loads, f) if r["step"] <= resume_step]
+    with open(path, "w") as f:
+      f.writelines(json.dumps(r) + "\n" for r in self._rows)
+    self._jsonl = open(path, "a")  # noqa: SIM115
     self._tb = None
     if tensorboard:
       import tensorflow as tf  # noqa: PLC0415
@@ -27,6 +36,7 @@ class MetricWriter:
 
   def write(self, step: int, scalars: dict) -> None:
     row = {"step": int(step), **{k: float(v) for k, v in scalars.items()}}
+    self._rows.append(row)
     self._jsonl.write(json.dumps(row) + "\n")
     self._jsonl.flush()
     if self._tb is not None:
@@ -34,6 +44,10 @@ class MetricWriter:
         for k, v in scalars.items():
           self._tf.summary.scalar(k, float(v))
       self._tb.flush()
+
+  def last_value(self, key: str) -> float:
+    """The most recent logged value of `key` (NaN if never logged)."""
+    return next((r[key] for r in reversed(self._rows) if key in r), float("nan"))
 
   def close(self) -> None:
     self._jsonl.close()

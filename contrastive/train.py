@@ -322,6 +322,22 @@ class NonFiniteLossError(FloatingPointError):
   """The loss became NaN or inf; the message names the step."""
 
 
+class Preempted(SystemExit):
+  """SIGTERM arrived; a checkpoint was saved and the run stopped cleanly (exit 0)."""
+
+  def __init__(self, message: str):
+    print(message)
+    super().__init__(0)
+
+
+def _check_finite(step, metrics_):
+  loss = float(metrics_["loss"])
+  if not np.isfinite(loss):
+    raise NonFiniteLossError(
+      f"loss is {loss} at step {step}; training stopped (the last checkpoint before it is kept)."
+    )
+
+
 def _setup(config, mesh, image_shape, num_train):
   del image_shape
   dtype = jnp.bfloat16 if config.model.dtype == "bfloat16" else jnp.float32
@@ -360,6 +376,7 @@ def train_and_evaluate(config, workdir: str) -> dict:
   import os  # noqa: PLC0415
   import time  # noqa: PLC0415
 
+  from contrastive import checkpoint  # noqa: PLC0415
   from contrastive import evaluate  # noqa: PLC0415
   from contrastive import logs  # noqa: PLC0415
   from contrastive.data import sources  # noqa: PLC0415
@@ -380,20 +397,45 @@ def train_and_evaluate(config, workdir: str) -> dict:
     len(source.train.labels),
   )
   step_fn = jit_train_step(setup)
-  writer = logs.MetricWriter(workdir, tensorboard=config.train.tensorboard)
-  progress = logs.Progress(num_steps)
-  pending, last_log = None, (0, time.perf_counter())
+  ckpt = checkpoint.Checkpointer(
+    os.path.join(workdir, "checkpoints"),
+    every=config.train.checkpoint_every,
+    keep=config.train.checkpoints_to_keep,
+  )
+  state = ckpt.restore_latest(state)
+  start = int(state.step)
+  writer = logs.MetricWriter(workdir, tensorboard=config.train.tensorboard, resume_step=start)
+  progress = logs.Progress(num_steps, start=start)
+  stop = checkpoint.StopRequest()
+  pending, last_log = None, (start, time.perf_counter())
   loss = float("nan")
-  for step in range(num_steps):
-    state, metrics_ = step_fn(state, train_data, root)
-    if (step + 1) % config.train.log_every == 0 or step + 1 == num_steps:
-      if pending is not None:
-        loss = _log(writer, progress, pending, last_log, config.data.batch_size)
-        last_log = (pending[0], time.perf_counter())
-      pending = (step + 1, metrics_)
-  loss = _log(writer, progress, pending, last_log, config.data.batch_size)
-  progress.close()
-  writer.close()
+  try:
+    for step in range(start, num_steps):
+      state, metrics_ = step_fn(state, train_data, root)
+      done = step + 1
+      if done % config.train.log_every == 0 or done == num_steps:
+        if pending is not None:
+          loss = _log(writer, progress, pending, last_log, config.data.batch_size)
+          last_log = (pending[0], time.perf_counter())
+        pending = (done, metrics_)
+      if done % ckpt.every == 0 or stop.requested or done == num_steps:
+        # Never save a diverged state: the last good checkpoint must survive a NaN.
+        _check_finite(done, metrics_)
+        ckpt.save(done, state, force=True)
+      if stop.requested and done < num_steps:
+        raise Preempted(
+          f"SIGTERM received: saved a checkpoint at step {done} in "
+          f"{workdir}/checkpoints; rerun the same command to resume."
+        )
+    if pending is not None:
+      loss = _log(writer, progress, pending, last_log, config.data.batch_size)
+    elif num_steps == start:  # resumed after the last step: read back the last loss
+      loss = writer.last_value("loss")
+  finally:
+    stop.restore()
+    progress.close()
+    writer.close()
+    ckpt.close()
 
   # Evaluation on clean images: features computed once, the backbone frozen.
   test_data = pipeline.to_device(source.test, randbit_bits=config.data.randbit_bits)
@@ -459,8 +501,7 @@ def _log(writer, progress, pending, last_log, batch_size) -> float:
 
   step, metrics_ = pending
   scalars = {k: float(v) for k, v in jax.device_get(metrics_).items()}
-  if not np.isfinite(scalars["loss"]):
-    raise NonFiniteLossError(f"loss is {scalars['loss']} at step {step}; training stopped.")
+  _check_finite(step, scalars)
   elapsed = time.perf_counter() - last_log[1]
   scalars["images_per_s"] = (step - last_log[0]) * batch_size / max(elapsed, 1e-9)
   writer.write(step, scalars)

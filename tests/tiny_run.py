@@ -1,0 +1,31 @@
+"""Trains the tiny test config into WORKDIR: `python tests/tiny_run.py WORKDIR`.
+
+Used by tests/test_checkpoint.py, which kills it mid-run and runs it again.
+"""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from configs import quickstart  # noqa: E402
+from contrastive import train  # noqa: E402
+
+
+def tiny_config():
+  config = quickstart.get_config()
+  config.data.name, config.data.image_size, config.data.augment = "digits", 28, "randbit"
+  config.data.batch_size = 64
+  config.model.encoder, config.model.out_dim = "convn", 32
+  config.loss.name, config.loss.layout, config.loss.num_hard = (
+    "hard_contrastive",
+    "memory_bank",
+    100,
+  )
+  config.train.num_epochs, config.train.log_every, config.train.tensorboard = 4, 5, False
+  config.train.checkpoint_every = 5
+  config.eval.linear_epochs, config.eval.linear_decay_epochs = 5, ()
+  return config
+
+
+if __name__ == "__main__":
+  train.train_and_evaluate(tiny_config(), sys.argv[1])
