@@ -113,7 +113,8 @@ def linear_probe(
   x = jnp.asarray(train_features, jnp.float32)
   y = jnp.asarray(train_labels, jnp.int32)
   n, d = x.shape
-  steps = max(1, n // batch_size)
+  batch_size = min(batch_size, n)  # a split smaller than one batch is one batch
+  steps = n // batch_size
   schedule = optax.piecewise_constant_schedule(
     learning_rate, {int(e * steps): decay_factor for e in decay_epochs}
   )

@@ -187,3 +187,30 @@ def test_weight_decay_mask_and_schedules():
   np.testing.assert_allclose(
     [sched(0), sched(1599), sched(1600), sched(1900)], [0.03, 0.03, 0.003, 0.0003], rtol=1e-6
   )
+
+
+def test_cifar10_config_end_to_end_under_mock_data(tmp_path):
+  # The real cifar10 config (memory bank, hard negatives, NPID augmentation), with a
+  # tiny model and mock data: train, checkpoint, resume with more epochs, evaluate.
+  import tensorflow_datasets as tfds
+
+  from configs import cifar10
+
+  config = cifar10.get_config("loss=hard_contrastive,temperature=0.7")
+  config.data.data_dir = str(tmp_path / "tfds")
+  config.data.batch_size = 32
+  config.model.width, config.model.out_dim = 4, 16
+  config.loss.num_hard = 20
+  config.train.update(num_epochs=1, log_every=2, checkpoint_every=2, tensorboard=False)
+  config.eval.update(linear_epochs=2, linear_decay_epochs=())
+  workdir = str(tmp_path / "work")
+  with tfds.testing.mock_data(num_examples=96):
+    first = train.train_and_evaluate(config, workdir)
+    assert first["steps"] == 3
+    config.train.num_epochs = 2
+    second = train.train_and_evaluate(config, workdir)
+  assert second["steps"] == 6
+  steps = [json.loads(line)["step"] for line in open(os.path.join(workdir, "metrics.jsonl"))]
+  assert steps == [2, 3, 4, 6]  # the second run resumed at step 3, not from scratch
+  for key in ("knn_accuracy", "linear_accuracy", "uniformity", "tolerance", "alignment"):
+    assert np.isfinite(second[key])
