@@ -18,6 +18,16 @@ _CONFIG = config_flags.DEFINE_config_file(
   "config", None, "Path to a config file in configs/.", lock_config=True
 )
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for all outputs.")
+_DISTRIBUTED = flags.DEFINE_bool(
+  "distributed",
+  False,
+  "Call jax.distributed.initialize() first (several hosts; on Cloud TPU it finds its peers).",
+)
+_COORDINATOR = flags.DEFINE_string(
+  "coordinator_address", None, "host:port of process 0, where not auto-detected."
+)
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Processes, if not auto-detected.")
+_PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index, if not detected.")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -62,6 +72,10 @@ USER_ERRORS = (configuration.ConfigError, sources.DatasetNotPreparedError, train
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+  if _DISTRIBUTED.value:
+    import jax  # noqa: PLC0415
+
+    jax.distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
   config = _CONFIG.value
   if config.job not in JOBS:
     raise app.UsageError(f"Unknown job {config.job!r}; valid: {', '.join(JOBS)}.")

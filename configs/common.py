@@ -20,6 +20,7 @@ def base() -> ml_collections.ConfigDict:
       image_size=32,
       augment="simclr_cifar",
       randbit_bits=0,
+      train_examples=0,  # use only the first N training examples (0 = all)
     )
   )
   c.model = ml_collections.ConfigDict(

@@ -12,6 +12,7 @@ import os
 import signal
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 
 
@@ -65,3 +66,25 @@ class StopRequest:
 
   def restore(self) -> None:
     signal.signal(signal.SIGTERM, self._previous)
+
+
+def read_latest(directory: str):
+  """The latest checkpoint under `directory` as a tree of NumPy arrays, and its step.
+
+  For analysis (notebooks, tests): works whatever topology saved it, by restoring
+  every array onto this process's first device.
+  """
+  manager = ocp.CheckpointManager(
+    os.path.abspath(directory), item_handlers=ocp.StandardCheckpointHandler()
+  )
+  step = manager.latest_step()
+  if step is None:
+    manager.close()
+    raise FileNotFoundError(f"No checkpoint under {directory}.")
+  device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+  target = jax.tree.map(
+    lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device), manager.item_metadata(step)
+  )
+  tree = manager.restore(step, args=ocp.args.StandardRestore(target))
+  manager.close()
+  return jax.tree.map(np.asarray, tree), step

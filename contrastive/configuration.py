@@ -48,6 +48,10 @@ def check(config) -> None:
   for name, value in positive.items():
     if not value > 0:
       raise ConfigError(f"{name} must be > 0, got {value}.")
+  if config.data.train_examples < 0:
+    raise ConfigError(
+      f"data.train_examples must be >= 0 (0 = all), got {config.data.train_examples}."
+    )
   devices = jax.device_count()
   if config.data.batch_size % devices:
     raise ConfigError(

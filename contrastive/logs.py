@@ -15,19 +15,25 @@ import time
 class MetricWriter:
   """Appends {"step": s, **metrics} to WORKDIR/metrics.jsonl and TensorBoard events."""
 
-  def __init__(self, workdir: str, *, tensorboard: bool = True, resume_step: int = 0):
+  def __init__(
+    self, workdir: str, *, tensorboard: bool = True, resume_step: int = 0, enabled: bool = True
+  ):
     """Opens the log; rows after `resume_step` (logged after the checkpoint a run
-    resumes from, so about to be logged again) are dropped."""
+    resumes from, so about to be logged again) are dropped. A writer that is not
+    `enabled` (processes other than 0) writes nothing."""
+    self.enabled = enabled
+    self._rows = []
+    self._tb = None
+    if not enabled:
+      return
     os.makedirs(workdir, exist_ok=True)
     path = os.path.join(workdir, "metrics.jsonl")
-    self._rows = []
     if os.path.exists(path):
       with open(path) as f:
         self._rows = [r for r in map(json.loads, f) if r["step"] <= resume_step]
     with open(path, "w") as f:
       f.writelines(json.dumps(r) + "\n" for r in self._rows)
     self._jsonl = open(path, "a")  # noqa: SIM115
-    self._tb = None
     if tensorboard:
       import tensorflow as tf  # noqa: PLC0415
 
@@ -36,6 +42,8 @@ class MetricWriter:
 
   def write(self, step: int, scalars: dict) -> None:
     row = {"step": int(step), **{k: float(v) for k, v in scalars.items()}}
+    if not self.enabled:
+      return
     self._rows.append(row)
     self._jsonl.write(json.dumps(row) + "\n")
     self._jsonl.flush()
@@ -50,6 +58,8 @@ class MetricWriter:
     return next((r[key] for r in reversed(self._rows) if key in r), float("nan"))
 
   def close(self) -> None:
+    if not self.enabled:
+      return
     self._jsonl.close()
     if self._tb is not None:
       self._tb.close()
@@ -58,12 +68,14 @@ class MetricWriter:
 class Progress:
   """A one-line progress report with rate and ETA, rewritten in place on a terminal."""
 
-  def __init__(self, total: int, start: int = 0, stream=sys.stderr):
-    self.total, self.start, self.stream = total, start, stream
+  def __init__(self, total: int, start: int = 0, stream=sys.stderr, enabled: bool = True):
+    self.total, self.start, self.stream, self.enabled = total, start, stream, enabled
     self.t0 = time.perf_counter()
     self.tty = stream.isatty()
 
   def update(self, step: int, text: str) -> None:
+    if not self.enabled:
+      return
     done = step - self.start
     elapsed = time.perf_counter() - self.t0
     rate = done / elapsed if elapsed > 0 else 0.0
@@ -74,5 +86,5 @@ class Progress:
     self.stream.flush()
 
   def close(self) -> None:
-    if self.tty:
+    if self.enabled and self.tty:
       self.stream.write("\n")

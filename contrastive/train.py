@@ -14,6 +14,9 @@ step), so a resumed run draws exactly the same randomness.
 
 import dataclasses
 import functools
+import json
+import os
+import time
 from typing import Any
 
 import flax
@@ -25,6 +28,9 @@ import numpy as np
 import optax
 
 from contrastive import analysis
+from contrastive import checkpoint
+from contrastive import evaluate
+from contrastive import logs
 from contrastive import losses
 from contrastive import metrics
 from contrastive import models
@@ -32,6 +38,8 @@ from contrastive import numerics
 from contrastive import pairs
 from contrastive.data import augment
 from contrastive.data import pipeline
+from contrastive.data import sources
+from contrastive.data import suppression
 
 
 @flax.struct.dataclass
@@ -338,8 +346,7 @@ def _check_finite(step, metrics_):
     )
 
 
-def _setup(config, mesh, image_shape, num_train):
-  del image_shape
+def _setup(config, mesh, num_train):
   dtype = jnp.bfloat16 if config.model.dtype == "bfloat16" else jnp.float32
   model = models.create(
     config.model.encoder,
@@ -369,33 +376,51 @@ def _setup(config, mesh, image_shape, num_train):
 def train_and_evaluate(config, workdir: str) -> dict:
   """Trains as `config` says, evaluates, and writes WORKDIR/results.json.
 
+  Resumes from the latest checkpoint in WORKDIR/checkpoints if there is one. On
+  several processes (after `jax.distributed.initialize`), each reads only its
+  shard of the data; process 0 writes the logs and results.
+
   Returns:
     The results dict (also written to results.json).
   """
-  import json  # noqa: PLC0415
-  import os  # noqa: PLC0415
-  import time  # noqa: PLC0415
-
-  from contrastive import checkpoint  # noqa: PLC0415
-  from contrastive import evaluate  # noqa: PLC0415
-  from contrastive import logs  # noqa: PLC0415
-  from contrastive.data import sources  # noqa: PLC0415
-
   t_start = time.perf_counter()
   mesh = make_mesh()
-  source = sources.load(config.data.name, data_dir=config.data.data_dir or None, seed=config.seed)
-  replicated = NamedSharding(mesh, P())
-  train_data = pipeline.to_device(
-    source.train, randbit_bits=config.data.randbit_bits, sharding=replicated
+  source = sources.load(
+    config.data.name,
+    data_dir=config.data.data_dir or None,
+    seed=config.seed,
+    process_index=jax.process_index(),
+    process_count=jax.process_count(),
+    train_examples=config.data.train_examples,
   )
-  setup, num_steps = _setup(config, mesh, source.image_shape, len(source.train.labels))
+  train_data = pipeline.to_device(source.train, randbit_bits=config.data.randbit_bits, mesh=mesh)
+  channels = source.image_shape[-1] + config.data.randbit_bits
+  setup, num_steps = _setup(config, mesh, train_data.num_examples)
   root = jax.random.key(config.seed)
   state = create_state(
     setup,
     jax.random.fold_in(root, 0),
-    train_data.images.shape[1:3] + (source.image_shape[-1] + config.data.randbit_bits,),
-    len(source.train.labels),
+    source.image_shape[:2] + (channels,),
+    train_data.num_examples,
   )
+  state, loss = _train_loop(config, workdir, setup, state, train_data, root, num_steps)
+  test_data = pipeline.to_device(source.test, randbit_bits=config.data.randbit_bits, mesh=mesh)
+  results = {
+    **_evaluate(config, setup, state, train_data, test_data, source.num_classes, root),
+    "final_loss": loss,
+    "steps": num_steps,
+    "train_examples": train_data.num_examples,
+    "wall_time_s": round(time.perf_counter() - t_start, 1),
+    "config": config.to_dict(),
+  }
+  if jax.process_index() == 0:
+    with open(os.path.join(workdir, "results.json"), "w") as f:
+      json.dump(results, f, indent=1, default=str)
+  return results
+
+
+def _train_loop(config, workdir, setup, state, train_data, root, num_steps):
+  """Runs steps from the latest checkpoint to `num_steps`; returns (state, last loss)."""
   step_fn = jit_train_step(setup)
   ckpt = checkpoint.Checkpointer(
     os.path.join(workdir, "checkpoints"),
@@ -404,8 +429,11 @@ def train_and_evaluate(config, workdir: str) -> dict:
   )
   state = ckpt.restore_latest(state)
   start = int(state.step)
-  writer = logs.MetricWriter(workdir, tensorboard=config.train.tensorboard, resume_step=start)
-  progress = logs.Progress(num_steps, start=start)
+  lead = jax.process_index() == 0
+  writer = logs.MetricWriter(
+    workdir, tensorboard=config.train.tensorboard, resume_step=start, enabled=lead
+  )
+  progress = logs.Progress(num_steps, start=start, enabled=lead)
   stop = checkpoint.StopRequest()
   pending, last_log = None, (start, time.perf_counter())
   loss = float("nan")
@@ -436,38 +464,43 @@ def train_and_evaluate(config, workdir: str) -> dict:
     progress.close()
     writer.close()
     ckpt.close()
+  return state, loss
 
-  # Evaluation on clean images: features computed once, the backbone frozen.
-  test_data = pipeline.to_device(source.test, randbit_bits=config.data.randbit_bits)
-  train_x = pipeline.eval_images(train_data, 0, train_data.num_examples)
-  test_x = pipeline.eval_images(test_data, 0, test_data.num_examples)
+
+def _evaluate(config, setup, state, train_data, test_data, num_classes, root) -> dict:
+  """kNN, linear probe, pixel kNN and representation metrics on clean images.
+
+  Features are computed once with the backbone frozen (eval-mode BatchNorm); the
+  inputs are replicated first, so every process holds them whole.
+  """
+  replicate = jax.jit(lambda x: x, out_shardings=NamedSharding(setup.mesh, P()))
+  train_x = replicate(pipeline.eval_images(train_data, 0, train_data.num_examples))
+  test_x = replicate(pipeline.eval_images(test_data, 0, test_data.num_examples))
+  train_y = np.asarray(replicate(train_data.labels))[: train_data.num_examples]
+  test_y = np.asarray(replicate(test_data.labels))[: test_data.num_examples]
   train_f, _ = encode(setup, state, train_x)
   test_f, test_z = encode(setup, state, test_x)
-  v1, v2 = augment.augment_batch(jax.random.fold_in(root, 3), test_data.images, setup.augment)
-  if config.data.randbit_bits:
-    from contrastive.data import suppression  # noqa: PLC0415
-
-    v1 = suppression.append_bits(v1, test_data.bits)
-    v2 = suppression.append_bits(v2, test_data.bits)
+  test_images = replicate(test_data.images)[: test_data.num_examples]
+  v1, v2 = augment.augment_batch(jax.random.fold_in(root, 3), test_images, setup.augment)
+  if test_data.bits is not None:
+    bits = replicate(test_data.bits)[: test_data.num_examples]
+    v1, v2 = suppression.append_bits(v1, bits), suppression.append_bits(v2, bits)
   _, z1 = encode(setup, state, v1)
   _, z2 = encode(setup, state, v2)
-  k = source.num_classes
-  results = {
-    "knn_accuracy": evaluate.knn_accuracy(
-      train_f,
-      source.train.labels,
-      test_f,
-      source.test.labels,
-      num_classes=k,
-      k=config.eval.knn_k,
-      temperature=config.eval.knn_temperature,
-    ),
+  knn = functools.partial(
+    evaluate.knn_accuracy,
+    num_classes=num_classes,
+    k=config.eval.knn_k,
+    temperature=config.eval.knn_temperature,
+  )
+  return {
+    "knn_accuracy": knn(train_f, train_y, test_f, test_y),
     "linear_accuracy": evaluate.linear_probe(
       train_f,
-      source.train.labels,
+      train_y,
       test_f,
-      source.test.labels,
-      num_classes=k,
+      test_y,
+      num_classes=num_classes,
       epochs=config.eval.linear_epochs,
       learning_rate=config.eval.linear_learning_rate,
       batch_size=config.eval.linear_batch_size,
@@ -475,30 +508,18 @@ def train_and_evaluate(config, workdir: str) -> dict:
       decay_factor=config.eval.linear_decay_factor,
       seed=config.seed,
     ),
-    "pixel_knn_accuracy": evaluate.knn_accuracy(
-      np.asarray(train_x).reshape(len(train_f), -1),
-      source.train.labels,
-      np.asarray(test_x).reshape(len(test_f), -1),
-      source.test.labels,
-      num_classes=k,
-      k=config.eval.knn_k,
-      temperature=config.eval.knn_temperature,
+    "pixel_knn_accuracy": knn(
+      np.asarray(train_x).reshape(len(train_y), -1),
+      train_y,
+      np.asarray(test_x).reshape(len(test_y), -1),
+      test_y,
     ),
-    **evaluate.representation_metrics(test_z, source.test.labels, z1, z2),
-    "final_loss": loss,
-    "steps": num_steps,
-    "wall_time_s": round(time.perf_counter() - t_start, 1),
-    "config": config.to_dict(),
+    **evaluate.representation_metrics(test_z, test_y, z1, z2),
   }
-  with open(os.path.join(workdir, "results.json"), "w") as f:
-    json.dump(results, f, indent=1, default=str)
-  return results
 
 
 def _log(writer, progress, pending, last_log, batch_size) -> float:
   """Writes a logged step's metrics; raises NonFiniteLossError on a NaN/inf loss."""
-  import time  # noqa: PLC0415
-
   step, metrics_ = pending
   scalars = {k: float(v) for k, v in jax.device_get(metrics_).items()}
   _check_finite(step, scalars)

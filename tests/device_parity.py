@@ -38,10 +38,8 @@ def main():
     config.data.batch_size, config.data.augment, config.data.image_size = 16, "randbit", 28
     config.loss.update(loss)
     mesh = train.make_mesh()
-    data = pipeline.to_device(
-      source.train, sharding=jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
-    )
-    setup, _ = train._setup(config, mesh, source.image_shape, len(source.train.labels))
+    data = pipeline.to_device(source.train, mesh=mesh)
+    setup, _ = train._setup(config, mesh, data.num_examples)
     root = jax.random.key(0)
     state = train.create_state(
       setup, jax.random.fold_in(root, 0), source.image_shape, len(source.train.labels)

@@ -49,3 +49,28 @@ def test_augment_benchmark_runs(tmp_path):
   rows = json.loads(out.read_text())["rows"]
   assert len(rows) == 2
   assert all(r["augment_ms"] > 0 and r["train_step_ms"] > 0 for r in rows)
+
+
+def test_train_step_benchmark_runs(tmp_path):
+  out = tmp_path / "step.json"
+  proc = subprocess.run(
+    [
+      sys.executable,
+      "benchmarks/train_step.py",
+      "--batch",
+      "8",
+      "--repeats",
+      "5",
+      "--width",
+      "4",
+      "--json",
+      str(out),
+    ],
+    cwd=ROOT,
+    capture_output=True,
+    text=True,
+    timeout=600,
+  )
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  row = json.loads(out.read_text())
+  assert row["images_per_s"] > 0 and row["step_gflop"] > 0

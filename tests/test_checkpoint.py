@@ -7,9 +7,11 @@ import subprocess
 import sys
 import time
 
+import jax
 import numpy as np
-import orbax.checkpoint as ocp
 import pytest
+
+from contrastive import checkpoint
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NUM_STEPS = 4 * (1497 // 64)  # tiny_run: 4 epochs of digits at batch 64
@@ -32,10 +34,7 @@ def _results(workdir):
 
 
 def _final_params(workdir):
-  manager = ocp.CheckpointManager(os.path.abspath(workdir / "checkpoints"))
-  step = manager.latest_step()
-  tree = manager.restore(step, args=ocp.args.StandardRestore())
-  manager.close()
+  tree, step = checkpoint.read_latest(workdir / "checkpoints")
   return step, tree
 
 
@@ -72,13 +71,7 @@ def test_killed_run_resumes_to_identical_results(tmp_path, uninterrupted, sig):
   step_a, a = _final_params(tmp_path)
   step_b, b = _final_params(uninterrupted)
   assert step_a == step_b == NUM_STEPS
-  for x, y in zip(jax_leaves(a), jax_leaves(b), strict=True):
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
     np.testing.assert_array_equal(x, y)  # bit for bit
   logged = [json.loads(line)["step"] for line in (tmp_path / "metrics.jsonl").open()]
   assert logged == sorted(set(logged))  # no step logged twice across the restart
-
-
-def jax_leaves(tree):
-  import jax
-
-  return jax.tree.leaves(tree)

@@ -15,6 +15,9 @@ import dataclasses
 
 import jax
 import jax.numpy as jnp
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+import numpy as np
 
 from contrastive.data import augment
 from contrastive.data import sources
@@ -23,40 +26,71 @@ from contrastive.data import suppression
 
 @dataclasses.dataclass(frozen=True)
 class DeviceData:
-  """One split on the device.
+  """One split on the device(s).
 
   Attributes:
-    images: uint8 [N, H, W, C].
-    labels: int32 [N].
-    bits: uint8 [N, n] RandBit bits appended after augmentation, or None.
+    images: uint8 [M, H, W, C], M >= num_examples (rows past num_examples pad the
+      array to a multiple of the device count and are never drawn).
+    labels: int32 [M].
+    bits: uint8 [M, n] RandBit bits appended after augmentation, or None.
+    num_examples: the number of real examples (static).
   """
 
   images: jax.Array
   labels: jax.Array
   bits: jax.Array | None = None
-
-  @property
-  def num_examples(self) -> int:
-    return self.images.shape[0]
+  num_examples: int = 0
 
 
 jax.tree_util.register_dataclass(
-  DeviceData, data_fields=["images", "labels", "bits"], meta_fields=[]
+  DeviceData, data_fields=["images", "labels", "bits"], meta_fields=["num_examples"]
 )
 
 
-def to_device(split: sources.Split, *, randbit_bits: int = 0, sharding=None) -> DeviceData:
-  """Puts a split on the device (replicated by `sharding`, if given).
+def to_device(split: sources.Split, *, randbit_bits: int = 0, mesh=None) -> DeviceData:
+  """Puts a split on the device(s).
+
+  Without a mesh: on the default device. With a ('data',) mesh: as one global
+  array whose rows are sharded over every device of every process, built from this
+  process's rows (`split` is this process's shard, see `sources.load`); batches
+  then gather rows by global index, so the order, the memory bank and the loss are
+  those of a single process. One process pads its rows to a multiple of its
+  device count; with several processes each shard is cut to such a multiple
+  (equal shards, so equally in every process).
 
   Args:
-    split: host arrays.
+    split: host arrays (this process's shard).
     randbit_bits: if > 0, computes each image's RandBit bits
       (`suppression.randbit_codes`) and keeps them beside the images.
-    sharding: a `jax.sharding.Sharding` for the arrays (default: the first device).
+    mesh: a 1-D ('data',) mesh, or None.
   """
   bits = suppression.randbit_codes(split.images, randbit_bits) if randbit_bits else None
-  put = (lambda x: jax.device_put(x, sharding)) if sharding is not None else jax.device_put
-  return DeviceData(put(split.images), put(split.labels), None if bits is None else put(bits))
+  arrays = {"images": split.images, "labels": split.labels, "bits": bits}
+  n = len(split.labels)
+  if mesh is None:
+    put = {k: None if v is None else jax.device_put(v) for k, v in arrays.items()}
+    return DeviceData(num_examples=n, **put)
+  local_devices = mesh.local_mesh.size
+  processes = jax.process_count()
+  if processes == 1:
+    rows = -(-n // local_devices) * local_devices
+    arrays = {
+      k: None if v is None else np.concatenate([v, np.zeros((rows - n,) + v.shape[1:], v.dtype)])
+      for k, v in arrays.items()
+    }
+    num_examples = n
+  else:
+    rows = n // local_devices * local_devices
+    arrays = {k: None if v is None else v[:rows] for k, v in arrays.items()}
+    num_examples = rows * processes
+  sharding = NamedSharding(mesh, P("data"))
+  put = {
+    k: None
+    if v is None
+    else jax.make_array_from_process_local_data(sharding, v, (rows * processes,) + v.shape[1:])
+    for k, v in arrays.items()
+  }
+  return DeviceData(num_examples=num_examples, **put)
 
 
 def steps_per_epoch(num_examples: int, batch_size: int) -> int:

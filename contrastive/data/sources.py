@@ -147,9 +147,11 @@ def tfds_split(tfds_name, split, *, data_dir=None, process_index=0, process_coun
     ) from None
 
 
-def _load_tfds(name, *, data_dir, process_index, process_count) -> Source:
+def _load_tfds(name, *, data_dir, process_index, process_count, train_examples) -> Source:
   tfds = _tfds()
   tfds_name, train_split, test_split = TFDS_DATASETS[name]
+  if train_examples:
+    train_split = f"{train_split}[:{train_examples}]"
   splits = []
   for split in (train_split, test_split):
     builder, ds = tfds_split(
@@ -168,7 +170,13 @@ def _load_tfds(name, *, data_dir, process_index, process_count) -> Source:
 
 
 def load(
-  name: str, *, data_dir=None, seed: int = 0, process_index: int = 0, process_count: int = 1
+  name: str,
+  *,
+  data_dir=None,
+  seed: int = 0,
+  process_index: int = 0,
+  process_count: int = 1,
+  train_examples: int = 0,
 ) -> Source:
   """Loads an in-memory dataset by name.
 
@@ -178,12 +186,16 @@ def load(
       ~/tensorflow_datasets). Ignored by embedded datasets.
     seed: generation seed of the procedural `shapes` dataset.
     process_index, process_count: this process's shard of each split.
+    train_examples: use only the first N training examples (0 = all), taken before
+      sharding, so every process count sees the same examples.
 
   Returns:
     The `Source`, arrays in TFDS order (shuffling happens in the pipeline).
   """
   if name in EMBEDDED_DATASETS:
     train, test, num_classes = EMBEDDED_DATASETS[name](seed=seed)
+    if train_examples:
+      train = (train[0][:train_examples], train[1][:train_examples])
     source = Source(name, Split(*train), Split(*test), num_classes)
     if process_count > 1:
       source = dataclasses.replace(
@@ -194,7 +206,11 @@ def load(
     return source
   if name in TFDS_DATASETS:
     return _load_tfds(
-      name, data_dir=data_dir, process_index=process_index, process_count=process_count
+      name,
+      data_dir=data_dir,
+      process_index=process_index,
+      process_count=process_count,
+      train_examples=train_examples,
     )
   if name in STREAMING_DATASETS:
     raise ValueError(f"Dataset {name!r} does not fit in memory; use imagenet100_stream.")

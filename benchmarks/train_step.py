@@ -1,0 +1,85 @@
+"""Images/s of the real ResNet-18 CIFAR training step (`contrastive.train`).
+
+  python benchmarks/train_step.py [--batch 256] [--repeats 5] [--dtype float32]
+                                  [--peak_tflops P] [--json out.json]
+
+The step is `train.train_step` as training runs it: batch gathered and augmented
+on the device, ResNet-18 (CIFAR stem) + 2-layer head on both views, NT-Xent over
+the global batch, SGD-momentum update. Reports the median step time over
+--repeats runs after a warm-up, images/s (images, two views each), and the FLOP/s
+achieved according to XLA's cost analysis of the compiled step; with
+--peak_tflops (the device's peak for --dtype), model FLOPs utilisation too.
+"""
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+
+import jax
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from configs import simclr_cifar10  # noqa: E402
+from contrastive import train  # noqa: E402
+from contrastive.data import pipeline  # noqa: E402
+from contrastive.data import sources  # noqa: E402
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--batch", type=int, default=256)
+  parser.add_argument("--repeats", type=int, default=5)
+  parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
+  parser.add_argument("--width", type=int, default=64)
+  parser.add_argument("--peak_tflops", type=float, default=None)
+  parser.add_argument("--json", default=None)
+  args = parser.parse_args()
+  if args.repeats < 5:
+    parser.error("--repeats must be >= 5 for a meaningful median.")
+  config = simclr_cifar10.get_config()
+  config.data.update(name="shapes", batch_size=args.batch)  # CIFAR-shaped, no download
+  config.model.update(dtype=args.dtype, width=args.width)
+  config.optimizer.update(name="sgd", schedule="constant", learning_rate=0.03)
+  mesh = train.make_mesh()
+  source = sources.load("shapes")
+  data = pipeline.to_device(source.train, mesh=mesh)
+  setup, _ = train._setup(config, mesh, data.num_examples)
+  root = jax.random.key(0)
+  state = train.create_state(setup, root, source.image_shape, data.num_examples)
+  step = train.jit_train_step(setup)
+  flops = step.lower(state, data, root).compile().cost_analysis().get("flops", float("nan"))
+  state, _ = jax.block_until_ready(step(state, data, root))  # compile + warm up
+  times = []
+  for _ in range(args.repeats):
+    start = time.perf_counter()
+    state, metrics = jax.block_until_ready(step(state, data, root))
+    times.append(time.perf_counter() - start)
+  med = statistics.median(times)
+  device = jax.devices()[0]
+  row = {
+    "device": f"{device.device_kind} ({device.platform}) x{jax.device_count()}",
+    "batch": args.batch,
+    "dtype": args.dtype,
+    "width": args.width,
+    "step_ms": round(med * 1e3, 1),
+    "images_per_s": round(args.batch / med, 1),
+    "step_gflop": round(flops / 1e9, 1),
+    "achieved_tflops": round(flops / med / 1e12, 4),
+  }
+  if args.peak_tflops:
+    row["mfu"] = round(flops / med / 1e12 / args.peak_tflops, 4)
+  print(
+    f"device: {row['device']}, {os.cpu_count()} CPU cores, jax {jax.__version__}, "
+    f"{platform.python_version()}"
+  )
+  print(json.dumps(row))
+  if args.json:
+    with open(args.json, "w") as f:
+      json.dump(row, f, indent=1)
+
+
+if __name__ == "__main__":
+  main()

@@ -1,0 +1,90 @@
+"""Two local processes joined by jax.distributed train like one process."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import jax
+import numpy as np
+
+from contrastive import checkpoint
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OVERRIDES = [
+  "--config.data.name=digits",
+  "--config.data.image_size=28",
+  "--config.data.augment=randbit",
+  "--config.data.train_examples=512",
+  "--config.data.batch_size=32",
+  "--config.model.encoder=convn",
+  "--config.model.out_dim=32",
+  "--config.loss.name=hard_contrastive",
+  "--config.loss.layout=memory_bank",
+  "--config.loss.num_hard=64",
+  "--config.train.num_epochs=1",
+  "--config.train.log_every=4",
+  "--config.train.tensorboard=False",
+  "--config.train.checkpoint_every=8",
+  "--config.eval.linear_epochs=3",
+]
+
+
+def _free_port():
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    return s.getsockname()[1]
+
+
+def _command(workdir, *extra):
+  return [
+    sys.executable,
+    "run.py",
+    "--config=configs/quickstart.py",
+    f"--workdir={workdir}",
+    *OVERRIDES,
+    *extra,
+  ]
+
+
+def _params(workdir):
+  tree, _ = checkpoint.read_latest(os.path.join(workdir, "checkpoints"))
+  return jax.tree.leaves(tree["params"]) + [tree["bank"]]
+
+
+def test_two_processes_agree_with_one(tmp_path):
+  single = tmp_path / "single"
+  proc = subprocess.run(_command(single), cwd=ROOT, capture_output=True, text=True, timeout=600)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+
+  multi = tmp_path / "multi"
+  port = _free_port()
+  procs = [
+    subprocess.Popen(
+      _command(
+        multi,
+        "--distributed",
+        f"--coordinator_address=127.0.0.1:{port}",
+        "--num_processes=2",
+        f"--process_id={i}",
+      ),
+      cwd=ROOT,
+      stdout=subprocess.PIPE,
+      stderr=subprocess.PIPE,
+      text=True,
+    )
+    for i in range(2)
+  ]
+  for p in procs:
+    _, err = p.communicate(timeout=600)
+    assert p.returncode == 0, err[-3000:]
+
+  a = json.loads((single / "results.json").read_text())
+  b = json.loads((multi / "results.json").read_text())
+  assert a["train_examples"] == b["train_examples"] == 512 and a["steps"] == b["steps"] == 16
+  np.testing.assert_allclose(b["final_loss"], a["final_loss"], rtol=1e-5)
+  for x, y in zip(_params(multi), _params(single), strict=True):
+    np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-5)
+  rows = (multi / "metrics.jsonl").read_text().splitlines()
+  assert [json.loads(r)["step"] for r in rows] == [4, 8, 12, 16]  # written once, by process 0
