@@ -17,7 +17,6 @@ augmentation and its time as a fraction of the step.
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -27,6 +26,7 @@ import jax.numpy as jnp
 import optax
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from benchmarks import common  # noqa: E402
 from contrastive import losses  # noqa: E402
 from contrastive import models  # noqa: E402
 from contrastive.data import augment  # noqa: E402
@@ -109,17 +109,12 @@ def main():
     "--width", type=int, default=64, help="ResNet-18 first-stage width (64 = the standard model)"
   )
   args = parser.parse_args()
-  if args.repeats < 5:
-    parser.error("--repeats must be >= 5 for a meaningful median.")
-  device = jax.devices()[0]
-  print(
-    f"device: {device.device_kind} ({device.platform}), {os.cpu_count()} CPU cores, "
-    f"jax {jax.__version__}, {platform.python_version()}"
-  )
+  common.check_repeats(parser, args.repeats)
+  print(common.machine())
   rows = bench(args.batch, args.repeats, args.width)
   if args.json:
     with open(args.json, "w") as f:
-      json.dump({"device": str(device.device_kind), "rows": rows}, f, indent=1)
+      json.dump({"machine": common.machine(), "rows": rows}, f, indent=1)
 
 
 if __name__ == "__main__":

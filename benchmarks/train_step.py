@@ -14,7 +14,6 @@ achieved according to XLA's cost analysis of the compiled step; with
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -22,6 +21,7 @@ import time
 import jax
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from benchmarks import common  # noqa: E402
 from configs import simclr_cifar10  # noqa: E402
 from contrastive import train  # noqa: E402
 from contrastive.data import pipeline  # noqa: E402
@@ -37,8 +37,7 @@ def main():
   parser.add_argument("--peak_tflops", type=float, default=None)
   parser.add_argument("--json", default=None)
   args = parser.parse_args()
-  if args.repeats < 5:
-    parser.error("--repeats must be >= 5 for a meaningful median.")
+  common.check_repeats(parser, args.repeats)
   config = simclr_cifar10.get_config()
   config.data.update(name="shapes", batch_size=args.batch)  # CIFAR-shaped, no download
   config.model.update(dtype=args.dtype, width=args.width)
@@ -58,9 +57,8 @@ def main():
     state, metrics = jax.block_until_ready(step(state, data, root))
     times.append(time.perf_counter() - start)
   med = statistics.median(times)
-  device = jax.devices()[0]
   row = {
-    "device": f"{device.device_kind} ({device.platform}) x{jax.device_count()}",
+    "machine": common.machine(),
     "batch": args.batch,
     "dtype": args.dtype,
     "width": args.width,
@@ -71,10 +69,6 @@ def main():
   }
   if args.peak_tflops:
     row["mfu"] = round(flops / med / 1e12 / args.peak_tflops, 4)
-  print(
-    f"device: {row['device']}, {os.cpu_count()} CPU cores, jax {jax.__version__}, "
-    f"{platform.python_version()}"
-  )
   print(json.dumps(row))
   if args.json:
     with open(args.json, "w") as f:

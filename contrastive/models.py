@@ -17,6 +17,13 @@ import jax.numpy as jnp
 _BN = dict(momentum=0.9, epsilon=1e-5)
 
 
+def _conv_and_norm(dtype, train: bool):
+  """Bias-free convolution and BatchNorm constructors, in `dtype`."""
+  conv = functools.partial(nn.Conv, use_bias=False, dtype=dtype)
+  norm = functools.partial(nn.BatchNorm, use_running_average=not train, dtype=dtype, **_BN)
+  return conv, norm
+
+
 class BasicBlock(nn.Module):
   """ResNet-18/34 block: two 3x3 convolutions with a residual connection."""
 
@@ -26,8 +33,7 @@ class BasicBlock(nn.Module):
 
   @nn.compact
   def __call__(self, x, train: bool):
-    conv = functools.partial(nn.Conv, use_bias=False, dtype=self.dtype)
-    norm = functools.partial(nn.BatchNorm, use_running_average=not train, dtype=self.dtype, **_BN)
+    conv, norm = _conv_and_norm(self.dtype, train)
     y = nn.relu(norm()(conv(self.filters, (3, 3), self.strides, padding=1)(x)))
     y = norm(scale_init=nn.initializers.zeros)(conv(self.filters, (3, 3), padding=1)(y))
     if x.shape != y.shape:
@@ -44,8 +50,7 @@ class Bottleneck(nn.Module):
 
   @nn.compact
   def __call__(self, x, train: bool):
-    conv = functools.partial(nn.Conv, use_bias=False, dtype=self.dtype)
-    norm = functools.partial(nn.BatchNorm, use_running_average=not train, dtype=self.dtype, **_BN)
+    conv, norm = _conv_and_norm(self.dtype, train)
     y = nn.relu(norm()(conv(self.filters, (1, 1))(x)))
     y = nn.relu(norm()(conv(self.filters, (3, 3), self.strides, padding=1)(y)))
     y = norm(scale_init=nn.initializers.zeros)(conv(self.filters * 4, (1, 1))(y))
@@ -77,7 +82,7 @@ class ResNet(nn.Module):
     if self.stem not in ("cifar", "imagenet"):
       raise ValueError(f"Unknown stem {self.stem!r}; valid: cifar, imagenet.")
     x = x.astype(self.dtype)
-    norm = functools.partial(nn.BatchNorm, use_running_average=not train, dtype=self.dtype, **_BN)
+    _, norm = _conv_and_norm(self.dtype, train)
     if self.stem == "cifar":
       x = nn.Conv(self.width, (3, 3), padding=1, use_bias=False, dtype=self.dtype)(x)
       x = nn.relu(norm()(x))
@@ -103,7 +108,7 @@ class ConvN(nn.Module):
   @nn.compact
   def __call__(self, x, train: bool = True):
     x = x.astype(self.dtype)
-    norm = functools.partial(nn.BatchNorm, use_running_average=not train, dtype=self.dtype, **_BN)
+    _, norm = _conv_and_norm(self.dtype, train)
     for f in self.filters:
       x = nn.relu(norm()(nn.Conv(f, (3, 3), 2, padding=1, use_bias=False, dtype=self.dtype)(x)))
     x = x.reshape(x.shape[0], -1)

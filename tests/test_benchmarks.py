@@ -8,17 +8,23 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def test_losses_benchmark_runs_and_reports_every_implementation(tmp_path):
-  out = tmp_path / "losses.json"
+def _run(script, out, *args):
+  """Runs a benchmark script with --json OUT; returns the parsed JSON."""
   proc = subprocess.run(
-    [sys.executable, "benchmarks/losses.py", "--sizes", "64", "--repeats", "5", "--json", str(out)],
+    [sys.executable, script, *args, "--json", str(out)],
     cwd=ROOT,
     capture_output=True,
     text=True,
-    timeout=300,
+    timeout=600,
   )
-  assert proc.returncode == 0, proc.stderr
-  rows = json.loads(out.read_text())["rows"]
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  return json.loads(out.read_text())
+
+
+def test_losses_benchmark_runs_and_reports_every_implementation(tmp_path):
+  rows = _run("benchmarks/losses.py", tmp_path / "o.json", "--sizes", "64", "--repeats", "5")[
+    "rows"
+  ]
   assert {(r["loss"], r["2N"]) for r in rows} == {("nt_xent", 64), ("hard_contrastive", 64)}
   nt = next(r for r in rows if r["loss"] == "nt_xent")
   assert set(nt["median_ms"]) == {"ours", "plain_jnp", "optax"}
@@ -26,51 +32,22 @@ def test_losses_benchmark_runs_and_reports_every_implementation(tmp_path):
 
 
 def test_augment_benchmark_runs(tmp_path):
-  out = tmp_path / "augment.json"
-  proc = subprocess.run(
-    [
-      sys.executable,
-      "benchmarks/augment.py",
-      "--batch",
-      "4",
-      "--repeats",
-      "5",
-      "--width",
-      "4",
-      "--json",
-      str(out),
-    ],
-    cwd=ROOT,
-    capture_output=True,
-    text=True,
-    timeout=600,
-  )
-  assert proc.returncode == 0, proc.stderr
-  rows = json.loads(out.read_text())["rows"]
+  rows = _run(
+    "benchmarks/augment.py", tmp_path / "o.json", "--batch", "4", "--repeats", "5", "--width", "4"
+  )["rows"]
   assert len(rows) == 2
   assert all(r["augment_ms"] > 0 and r["train_step_ms"] > 0 for r in rows)
 
 
 def test_train_step_benchmark_runs(tmp_path):
-  out = tmp_path / "step.json"
-  proc = subprocess.run(
-    [
-      sys.executable,
-      "benchmarks/train_step.py",
-      "--batch",
-      "8",
-      "--repeats",
-      "5",
-      "--width",
-      "4",
-      "--json",
-      str(out),
-    ],
-    cwd=ROOT,
-    capture_output=True,
-    text=True,
-    timeout=600,
+  row = _run(
+    "benchmarks/train_step.py",
+    tmp_path / "o.json",
+    "--batch",
+    "8",
+    "--repeats",
+    "5",
+    "--width",
+    "4",
   )
-  assert proc.returncode == 0, proc.stderr[-3000:]
-  row = json.loads(out.read_text())
   assert row["images_per_s"] > 0 and row["step_gflop"] > 0

@@ -98,8 +98,13 @@ def test_multi_digits_keep_both_labels_without_overlap():
   )
   assert images.shape == (20, 64, 64, 1) and labels.shape == (20, 2)
   assert set(labels.ravel().tolist()) <= set(range(10))
-  # Both digits' ink is present: more lit pixels than the big digit alone could give.
-  assert np.all((images > 0).sum(axis=(1, 2, 3)) > 0)
+  # Solid squares as digits: both present and never overlapping means exactly
+  # 16^2 + 40^2 lit pixels on every canvas.
+  squares = np.full((3, 28, 28), 255, np.uint8)
+  solid, _ = suppression.multi_digits(
+    squares, np.arange(3), num_images=50, canvas=64, fixed_size=16, varying_size=40, seed=4
+  )
+  np.testing.assert_array_equal((solid > 0).sum(axis=(1, 2, 3)), 16**2 + 40**2)
   with pytest.raises(ValueError, match="do not fit"):
     suppression.multi_digits(
       digits.train.images,

@@ -1,5 +1,6 @@
 """The trainer: device parity, config errors, NaN stop, an end-to-end run, the probe."""
 
+import functools
 import json
 import os
 import subprocess
@@ -145,27 +146,12 @@ def test_linear_probe_separates_separable_features():
   labels = rng.integers(0, 3, 600)
   centres = np.array([[3.0, 0, 0], [0, 3.0, 0], [0, 0, 3.0]])
   feats = centres[labels] + 0.3 * rng.normal(size=(600, 3))
-  acc = evaluate.linear_probe(
-    feats[:500],
-    labels[:500],
-    feats[500:],
-    labels[500:],
-    num_classes=3,
-    epochs=20,
-    learning_rate=0.1,
-    batch_size=50,
+  probe = functools.partial(
+    evaluate.linear_probe, num_classes=3, epochs=20, learning_rate=0.1, batch_size=50
   )
+  acc = probe(feats[:500], labels[:500], feats[500:], labels[500:])
   assert acc == 1.0
-  chance = evaluate.linear_probe(
-    feats[:500],
-    rng.permutation(labels[:500]),
-    feats[500:],
-    labels[500:],
-    num_classes=3,
-    epochs=20,
-    learning_rate=0.1,
-    batch_size=50,
-  )
+  chance = probe(feats[:500], rng.permutation(labels[:500]), feats[500:], labels[500:])
   assert chance < 0.6
 
 

@@ -1,0 +1,21 @@
+"""What every benchmark script shares: the repeats check and the machine header."""
+
+import os
+import platform
+
+import jax
+
+
+def check_repeats(parser, repeats: int) -> None:
+  """Medians of fewer than 5 runs are noise: refuse them."""
+  if repeats < 5:
+    parser.error("--repeats must be >= 5 for a meaningful median.")
+
+
+def machine() -> str:
+  """One line naming the device, the host's cores and the software versions."""
+  device = jax.devices()[0]
+  return (
+    f"device: {device.device_kind} ({device.platform}) x{jax.device_count()}, "
+    f"{os.cpu_count()} CPU cores, jax {jax.__version__}, {platform.python_version()}"
+  )
