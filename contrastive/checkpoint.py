@@ -30,9 +30,6 @@ class Checkpointer:
       ),
     )
 
-  def latest_step(self) -> int | None:
-    return self._manager.latest_step()
-
   def restore_latest(self, state):
     """The latest saved state, with `state`'s shapes and shardings; `state` if none."""
     step = self._manager.latest_step()
@@ -41,11 +38,10 @@ class Checkpointer:
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
     return self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
 
-  def save(self, step: int, state, *, force: bool = False) -> bool:
-    """Saves if `step` is due (or `force`); returns whether it saved."""
-    if not force and step % self.every:
-      return False
-    return self._manager.save(step, args=ocp.args.StandardSave(state), force=force)
+  def save(self, step: int, state) -> None:
+    """Saves `state` as step `step` (the loop decides when: every `every` steps,
+    at the end, and on SIGTERM)."""
+    self._manager.save(step, args=ocp.args.StandardSave(state), force=True)
 
   def close(self) -> None:
     """Waits for pending saves and releases the manager."""

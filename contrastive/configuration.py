@@ -6,6 +6,7 @@ in the workdir is touched before the config passes.
 
 import jax
 
+from contrastive import losses
 from contrastive import models
 from contrastive import train
 from contrastive.data import augment
@@ -35,7 +36,7 @@ def check(config) -> None:
     _choice(
       "distribution (loss.distribution)",
       config.loss.distribution,
-      tuple(train.losses.GENERALIZED_DISTRIBUTIONS),
+      tuple(losses.GENERALIZED_DISTRIBUTIONS),
     )
   if not config.loss.temperature > 0:
     raise ConfigError(f"loss.temperature must be > 0, got {config.loss.temperature}.")
@@ -64,7 +65,7 @@ def check(config) -> None:
     raise ConfigError(f"loss.bank_momentum must be in [0, 1), got {config.loss.bank_momentum}.")
   if config.loss.name == "macl":
     try:
-      train.losses._check_macl_schedule(
+      losses.check_macl_schedule(
         config.loss.macl_schedule, config.loss.macl_alpha, config.loss.macl_alignment_ref
       )
     except ValueError as e:

@@ -218,7 +218,8 @@ def hard_simple_loss(
   return simple_loss(pos, hard, weight=weight, neg_mask=hard_mask)
 
 
-def _check_macl_schedule(schedule, alpha, alignment_ref):
+def check_macl_schedule(schedule, alpha, alignment_ref):
+  """Raises ValueError for an unknown schedule, or one whose tau can reach <= 0."""
   if schedule not in MACL_SCHEDULES:
     raise ValueError(f"Unknown MACL schedule {schedule!r}; valid: {', '.join(MACL_SCHEDULES)}.")
   if any(isinstance(v, jax.core.Tracer) for v in (alpha, alignment_ref)):
@@ -246,7 +247,7 @@ def macl_temperature(pos, *, temperature, alpha, alignment_ref=0.0, schedule="li
     Huang et al., "Model-Aware Contrastive Learning", ICML 2023, Sec. 4.
   """
   numerics.check_positive("temperature", temperature)
-  _check_macl_schedule(schedule, alpha, alignment_ref)
+  check_macl_schedule(schedule, alpha, alignment_ref)
   a = jax.lax.stop_gradient(jnp.mean(numerics.as_compute(pos)))
   if schedule == "linear":
     return temperature * (1 + alpha * (a - alignment_ref))

@@ -218,7 +218,7 @@ def create_optimizer(cfg, schedule) -> optax.GradientTransformation:
 
 @dataclasses.dataclass(frozen=True)
 class Setup:
-  """What the step needs besides the state: static objects, hashable for jit."""
+  """What the step needs besides the state: the static objects it closes over."""
 
   model: models.ContrastiveModel
   tx: optax.GradientTransformation
@@ -305,18 +305,20 @@ def jit_train_step(setup: Setup):
   return jax.jit(functools.partial(train_step, setup=setup), donate_argnums=0)
 
 
+@functools.partial(jax.jit, static_argnums=0)
+def _forward(model, variables, x):
+  return model.apply(variables, x, train=False)
+
+
 def encode(setup: Setup, state: TrainState, images, *, batch_size: int = 512):
-  """Encoder features and projections (eval-mode BatchNorm) of float images [N, ...]."""
+  """Encoder features and projections (eval-mode BatchNorm) of float images [N, ...].
 
-  @jax.jit
-  def apply(x):
-    return setup.model.apply(
-      {"params": state.params, "batch_stats": state.batch_stats}, x, train=False
-    )
-
+  One compiled forward pass serves every call (the variables are arguments).
+  """
+  variables = {"params": state.params, "batch_stats": state.batch_stats}
   feats, projs = [], []
   for i in range(0, images.shape[0], batch_size):
-    f, z = apply(images[i : i + batch_size])
+    f, z = _forward(setup.model, variables, images[i : i + batch_size])
     feats.append(np.asarray(f, np.float32))
     projs.append(np.asarray(z, np.float32))
   return np.concatenate(feats), np.concatenate(projs)
@@ -449,7 +451,7 @@ def _train_loop(config, workdir, setup, state, train_data, root, num_steps):
       if done % ckpt.every == 0 or stop.requested or done == num_steps:
         # Never save a diverged state: the last good checkpoint must survive a NaN.
         _check_finite(done, metrics_)
-        ckpt.save(done, state, force=True)
+        ckpt.save(done, state)
       if stop.requested and done < num_steps:
         raise Preempted(
           f"SIGTERM received: saved a checkpoint at step {done} in "
