@@ -141,6 +141,30 @@ def test_train_and_evaluate_end_to_end(tmp_path):
     assert key in rows[-1]
 
 
+def test_evaluation_leaves_the_backbone_unchanged():
+  # The probe trains on features computed once; nothing may write to (or donate)
+  # the backbone's parameters or BatchNorm statistics while it runs.
+  import jax
+
+  from contrastive.data import pipeline
+  from contrastive.data import sources
+
+  config = _tiny_config()
+  config.data.train_examples = 256
+  source = sources.load("digits", train_examples=256)
+  train_data = pipeline.to_device(source.train)
+  test_data = pipeline.to_device(source.test)
+  setup, _ = train._setup(config, train.make_mesh(), train_data.num_examples)
+  state = train.create_state(setup, jax.random.key(1), source.image_shape, 256)
+  before = jax.tree.map(np.array, (state.params, state.batch_stats))
+  first = train._evaluate(config, setup, state, train_data, test_data, 10, jax.random.key(2))
+  after = jax.tree.map(np.array, (state.params, state.batch_stats))
+  jax.tree.map(np.testing.assert_array_equal, before, after)
+  again = train._evaluate(config, setup, state, train_data, test_data, 10, jax.random.key(2))
+  assert again["knn_accuracy"] == first["knn_accuracy"]
+  assert again["linear_accuracy"] == first["linear_accuracy"]
+
+
 def test_linear_probe_separates_separable_features():
   rng = np.random.default_rng(0)
   labels = rng.integers(0, 3, 600)

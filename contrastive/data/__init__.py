@@ -2,7 +2,7 @@
 
 * `sources`: `load(name)` gives uint8 images and int32 labels for train and test,
   from TFDS (`cifar10`, `cifar100`, `svhn_cropped`, `stl10`, `mnist`,
-  `imagenet100`) or embedded in the package (`digits`, `shapes`: no download).
+  `imagenet100`) or embedded in the package (`digits`, `shapes`, `shapes_colour`: no download).
 * `augment`: SimCLR/NPID augmentation in JAX, jitted and vmapped, a key per image.
 * `pipeline`: datasets held on the accelerator and batches gathered and augmented
   there; epoch order from (seed, epoch), so a resumed run sees the same batches.

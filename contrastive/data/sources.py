@@ -7,7 +7,7 @@ streams: see `imagenet100_stream`). On several hosts, pass `process_index` and
 
 TFDS datasets must be prepared beforehand (`tfds build NAME --data_dir=DIR`); a
 missing one raises `DatasetNotPreparedError` with the exact command. Embedded
-datasets (`digits`, `shapes`) need no network and no preparation.
+datasets (`digits`, `shapes`, `shapes_colour`) need no network and no preparation.
 """
 
 import dataclasses
@@ -86,7 +86,11 @@ IMAGENET100_CLASSES = (
     "n02116738", "n02108089", "n03424325", "n01855672", "n02090622",
 )  # fmt: skip
 
-EMBEDDED_DATASETS = {"digits": embedded.digits, "shapes": embedded.shapes}
+EMBEDDED_DATASETS = {
+  "digits": embedded.digits,
+  "shapes": embedded.shapes,
+  "shapes_colour": embedded.shapes_colour,
+}
 
 STREAMING_DATASETS = ("imagenet100",)
 
