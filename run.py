@@ -11,6 +11,7 @@ from ml_collections import config_flags
 
 from contrastive import configuration
 from contrastive import report
+from contrastive import sweep
 from contrastive import train
 from contrastive.data import sources
 
@@ -42,24 +43,42 @@ def _relative_penalty_figure(config, workdir):
     print(f"{name}: {path}")
 
 
+_SUMMARY_KEYS = (
+  "knn_accuracy",
+  "linear_accuracy",
+  "pixel_knn_accuracy",
+  "uniformity",
+  "tolerance",
+  "alignment",
+  "final_loss",
+  "wall_time_s",
+)
+
+
+def _print_results(results, path):
+  for key in _SUMMARY_KEYS:
+    value = results[key]
+    print(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")
+  print(f"results: {path}")
+
+
 def _train(config, workdir):
-  configuration.check(config)
-  results = train.train_and_evaluate(config, workdir)
-  keys = (
-    "knn_accuracy",
-    "linear_accuracy",
-    "pixel_knn_accuracy",
-    "uniformity",
-    "tolerance",
-    "alignment",
-    "final_loss",
-    "wall_time_s",
-  )
-  for key in keys:
-    print(
-      f"{key}: {results[key]:.4f}" if isinstance(results[key], float) else f"{key}: {results[key]}"
+  if config.sweep.runs:
+    try:
+      runs = sweep.expand(config)
+    except ValueError as e:
+      raise configuration.ConfigError(str(e)) from None
+    print(f"sweep of {len(runs)} runs in {workdir}")
+    sweep.run(
+      config,
+      workdir,
+      check=configuration.check,
+      on_result=lambda name, r: _print_results(r, f"{workdir}/{name}/results.json"),
     )
-  print(f"results: {workdir}/results.json")
+    print(f"sweep: {workdir}/{sweep.SWEEP_FILE}")
+    return
+  configuration.check(config)
+  _print_results(train.train_and_evaluate(config, workdir), f"{workdir}/results.json")
 
 
 # config.job -> what runs it.

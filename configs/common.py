@@ -80,6 +80,10 @@ def base() -> ml_collections.ConfigDict:
       linear_decay_factor=0.2,
     )
   )
+  # A grid of runs (see contrastive/sweep.py): override strings, one per run, each
+  # trained in WORKDIR/<overrides>; population=True trains runs that differ only in
+  # loss.temperature as one vmapped program.
+  c.sweep = ml_collections.ConfigDict(dict(runs=(), population=False))
   return c
 
 

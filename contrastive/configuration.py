@@ -31,7 +31,9 @@ def check(config) -> None:
   _choice("encoder (model.encoder)", config.model.encoder, tuple(models.ENCODERS))
   _choice("dataset (data.name)", config.data.name, sources.names())
   _choice("augmentation (data.augment)", config.data.augment, tuple(augment.PRESETS))
-  _choice("model.dtype", config.model.dtype, ("float32", "bfloat16"))
+  _choice("model.dtype", config.model.dtype, tuple(train.MODEL_DTYPES))
+  if config.model.dtype == "float64" and not jax.config.jax_enable_x64:
+    raise ConfigError("model.dtype='float64' needs JAX_ENABLE_X64=1 in the environment.")
   if config.loss.name == "generalized":
     _choice(
       "distribution (loss.distribution)",

@@ -82,22 +82,21 @@ def _hard(cfg):
   )
 
 
-# Similarity-level losses: name -> per-anchor loss of (pos, neg, mask, loss config).
+# Similarity-level losses: name -> per-anchor loss of (pos, neg, mask, loss config,
+# temperature); the temperature is an argument so a population can vary it.
 SIMILARITY_LOSSES = {
-  "contrastive": lambda p, n, m, c: losses.contrastive_loss(
-    p, n, temperature=c.temperature, neg_mask=m
+  "contrastive": lambda p, n, m, c, t: losses.contrastive_loss(p, n, temperature=t, neg_mask=m),
+  "hard_contrastive": lambda p, n, m, c, t: losses.hard_contrastive_loss(
+    p, n, temperature=t, neg_mask=m, **_hard(c)
   ),
-  "hard_contrastive": lambda p, n, m, c: losses.hard_contrastive_loss(
-    p, n, temperature=c.temperature, neg_mask=m, **_hard(c)
-  ),
-  "simple": lambda p, n, m, c: losses.simple_loss(p, n, weight=c.simple_weight, neg_mask=m),
-  "hard_simple": lambda p, n, m, c: losses.hard_simple_loss(
+  "simple": lambda p, n, m, c, t: losses.simple_loss(p, n, weight=c.simple_weight, neg_mask=m),
+  "hard_simple": lambda p, n, m, c, t: losses.hard_simple_loss(
     p, n, weight=c.simple_weight, neg_mask=m, **_hard(c)
   ),
-  "macl": lambda p, n, m, c: losses.macl_loss(
+  "macl": lambda p, n, m, c, t: losses.macl_loss(
     p,
     n,
-    temperature=c.temperature,
+    temperature=t,
     alpha=c.macl_alpha,
     alignment_ref=c.macl_alignment_ref,
     schedule=c.macl_schedule,
@@ -107,8 +106,10 @@ SIMILARITY_LOSSES = {
 LOSS_NAMES = tuple(SIMILARITY_LOSSES) + ("generalized",)
 
 
-def objective(cfg, z1, z2, *, indices, bank, key):
+def objective(cfg, z1, z2, *, indices, bank, key, temperature=None):
   """The configured loss on projections z1, z2 [B, D], and similarity statistics.
+
+  `temperature` (a scalar, possibly traced) replaces `cfg.temperature` when given.
 
   Returns:
     (scalar loss, dict of scalar diagnostics).
@@ -117,23 +118,23 @@ def objective(cfg, z1, z2, *, indices, bank, key):
   z2 = numerics.as_compute(z2)
   layout = "simclr" if cfg.name == "generalized" else cfg.layout
   pos, neg, mask = _layout(layout, z1, z2, bank, indices)
+  tau = cfg.temperature if temperature is None else temperature
   if cfg.name == "generalized":
     loss = losses.generalized_contrastive_loss(
       z1,
       z2,
       distribution=cfg.distribution,
       weight=cfg.weight,
-      temperature=cfg.temperature,
+      temperature=tau,
       normalize=cfg.normalize,
       key=key,
     )
   else:
-    loss = jnp.mean(SIMILARITY_LOSSES[cfg.name](pos, neg, mask, cfg))
-  tau = cfg.temperature
+    loss = jnp.mean(SIMILARITY_LOSSES[cfg.name](pos, neg, mask, cfg, tau))
   if cfg.name == "macl":
     tau = losses.macl_temperature(
       pos,
-      temperature=cfg.temperature,
+      temperature=tau,
       alpha=cfg.macl_alpha,
       alignment_ref=cfg.macl_alignment_ref,
       schedule=cfg.macl_schedule,
@@ -235,6 +236,8 @@ def create_state(setup: Setup, key, image_shape, num_train: int) -> TrainState:
   """Initial state, replicated over the mesh."""
   k_init, k_bank = jax.random.split(key)
   variables = setup.model.init(k_init, jnp.zeros((2,) + tuple(image_shape)), train=False)
+  if setup.model.encoder.dtype == jnp.float64:  # exactness checks: float64 throughout
+    variables = jax.tree.map(lambda x: x.astype(jnp.float64), variables)
   params = variables["params"]
   bank = None
   if setup.loss.layout == "memory_bank" and setup.loss.name != "generalized":
@@ -254,17 +257,21 @@ def make_mesh():
   return jax.make_mesh((jax.device_count(),), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
 
 
-def train_step(state: TrainState, data: pipeline.DeviceData, root_key, setup: Setup):
-  """One step on the global batch: (state, data) -> (state, metrics)."""
+def _batch(data: pipeline.DeviceData, root_key, step, setup: Setup) -> dict:
+  """The augmented global batch of `step`, sharded over the mesh's 'data' axis."""
   batch = pipeline.train_batch(
     data,
     jax.random.fold_in(root_key, 1),
-    state.step,
+    step,
     seed=setup.data_seed,
     batch_size=setup.batch_size,
     config=setup.augment,
   )
-  batch = jax.lax.with_sharding_constraint(batch, NamedSharding(setup.mesh, P("data")))
+  return jax.lax.with_sharding_constraint(batch, NamedSharding(setup.mesh, P("data")))
+
+
+def _update(state: TrainState, batch: dict, root_key, setup: Setup, temperature=None):
+  """One optimisation step of `state` on `batch`: (state, metrics)."""
   loss_key = jax.random.fold_in(jax.random.fold_in(root_key, 2), state.step)
 
   def loss_fn(params):
@@ -276,7 +283,13 @@ def train_step(state: TrainState, data: pipeline.DeviceData, root_key, setup: Se
     )
     z1, z2 = jnp.split(z, 2)
     loss, stats = objective(
-      setup.loss, z1, z2, indices=batch["index"], bank=state.bank, key=loss_key
+      setup.loss,
+      z1,
+      z2,
+      indices=batch["index"],
+      bank=state.bank,
+      key=loss_key,
+      temperature=temperature,
     )
     return loss, (stats, updates["batch_stats"], z1, z2)
 
@@ -298,6 +311,28 @@ def train_step(state: TrainState, data: pipeline.DeviceData, root_key, setup: Se
     **stats,
   }
   return new_state, metrics_
+
+
+def train_step(state: TrainState, data: pipeline.DeviceData, root_key, setup: Setup):
+  """One step on the global batch: (state, data) -> (state, metrics)."""
+  return _update(state, _batch(data, root_key, state.step, setup), root_key, setup)
+
+
+def population_step(
+  states: TrainState, data: pipeline.DeviceData, root_key, setup: Setup, temperatures
+):
+  """One step of a population of models that differ only in their temperature.
+
+  `states` holds P models stacked on a leading axis (all at the same step) and
+  `temperatures` [P] their temperatures. The batch is built once and shared, and
+  the P updates run as one vmapped program, so member i follows exactly the run
+  `train_step` makes with `loss.temperature = temperatures[i]` and the same seed.
+
+  Returns:
+    (states, metrics), every metric with a leading axis of size P.
+  """
+  batch = _batch(data, root_key, states.step[0], setup)
+  return jax.vmap(lambda st, t: _update(st, batch, root_key, setup, t))(states, temperatures)
 
 
 def jit_train_step(setup: Setup):
@@ -341,15 +376,21 @@ class Preempted(SystemExit):
 
 
 def _check_finite(step, metrics_):
-  loss = float(metrics_["loss"])
-  if not np.isfinite(loss):
+  loss = np.asarray(metrics_["loss"])
+  if not np.all(np.isfinite(loss)):
+    shown = float(loss) if loss.ndim == 0 else loss.tolist()
     raise NonFiniteLossError(
-      f"loss is {loss} at step {step}; training stopped (the last checkpoint before it is kept)."
+      f"loss is {shown} at step {step}; training stopped (the last checkpoint before it is kept)."
     )
 
 
+# model.dtype -> the models' computation dtype. Parameters are float32, except with
+# float64 (which needs `jax_enable_x64`; for exactness checks, not for training).
+MODEL_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float64": jnp.float64}
+
+
 def _setup(config, mesh, num_train):
-  dtype = jnp.bfloat16 if config.model.dtype == "bfloat16" else jnp.float32
+  dtype = MODEL_DTYPES[config.model.dtype]
   model = models.create(
     config.model.encoder,
     stem=config.model.stem,
@@ -375,17 +416,19 @@ def _setup(config, mesh, num_train):
   ), num_steps
 
 
-def train_and_evaluate(config, workdir: str) -> dict:
-  """Trains as `config` says, evaluates, and writes WORKDIR/results.json.
+@dataclasses.dataclass
+class _Run:
+  """What a run builds before its first step."""
 
-  Resumes from the latest checkpoint in WORKDIR/checkpoints if there is one. On
-  several processes (after `jax.distributed.initialize`), each reads only its
-  shard of the data; process 0 writes the logs and results.
+  setup: Setup
+  state: TrainState
+  source: sources.Source
+  train_data: pipeline.DeviceData
+  root: jax.Array
+  num_steps: int
 
-  Returns:
-    The results dict (also written to results.json).
-  """
-  t_start = time.perf_counter()
+
+def _prepare(config) -> _Run:
   mesh = make_mesh()
   source = sources.load(
     config.data.name,
@@ -405,13 +448,19 @@ def train_and_evaluate(config, workdir: str) -> dict:
     source.image_shape[:2] + (channels,),
     train_data.num_examples,
   )
-  state, loss = _train_loop(config, workdir, setup, state, train_data, root, num_steps)
-  test_data = pipeline.to_device(source.test, randbit_bits=config.data.randbit_bits, mesh=mesh)
+  return _Run(setup, state, source, train_data, root, num_steps)
+
+
+def _finish(config, workdir, run: _Run, state, test_data, loss, t_start, **extra) -> dict:
+  """Evaluates `state` and writes WORKDIR/results.json (process 0); returns the results."""
   results = {
-    **_evaluate(config, setup, state, train_data, test_data, source.num_classes, root),
+    **_evaluate(
+      config, run.setup, state, run.train_data, test_data, run.source.num_classes, run.root
+    ),
     "final_loss": loss,
-    "steps": num_steps,
-    "train_examples": train_data.num_examples,
+    "steps": run.num_steps,
+    "train_examples": run.train_data.num_examples,
+    **extra,
     "wall_time_s": round(time.perf_counter() - t_start, 1),
     "config": config.to_dict(),
   }
@@ -421,31 +470,111 @@ def train_and_evaluate(config, workdir: str) -> dict:
   return results
 
 
-def _train_loop(config, workdir, setup, state, train_data, root, num_steps):
-  """Runs steps from the latest checkpoint to `num_steps`; returns (state, last loss)."""
-  step_fn = jit_train_step(setup)
+def _test_data(config, run: _Run):
+  return pipeline.to_device(
+    run.source.test, randbit_bits=config.data.randbit_bits, mesh=run.setup.mesh
+  )
+
+
+def train_and_evaluate(config, workdir: str) -> dict:
+  """Trains as `config` says, evaluates, and writes WORKDIR/results.json.
+
+  Resumes from the latest checkpoint in WORKDIR/checkpoints if there is one. On
+  several processes (after `jax.distributed.initialize`), each reads only its
+  shard of the data; process 0 writes the logs and results.
+
+  Returns:
+    The results dict (also written to results.json).
+  """
+  t_start = time.perf_counter()
+  run = _prepare(config)
+  step_fn = jit_train_step(run.setup)
+  state, loss = _train_loop(config, workdir, run, run.state, step_fn, [workdir])
+  return _finish(config, workdir, run, state, _test_data(config, run), loss[0], t_start)
+
+
+def train_population(config, workdir: str, members) -> list[dict]:
+  """Trains runs that differ only in `loss.temperature` as one vmapped program.
+
+  Every member starts from the same initial state (the config's seed) and sees
+  the same batches, exactly as separate runs with that seed would; each member's
+  update is `train_step`'s, vmapped over the temperatures (`population_step`).
+
+  Args:
+    config: the shared config (its own loss.temperature is not used).
+    workdir: directory of the population's checkpoint (the stacked state).
+    members: (run directory, run config) pairs; the configs may differ from
+      `config` in loss.temperature only. Each run directory receives that
+      member's metrics.jsonl, TensorBoard events and results.json.
+
+  Returns:
+    The members' results dicts, in order.
+  """
+  t_start = time.perf_counter()
+  run = _prepare(config)
+  # The float dtype the separate runs' Python-float temperatures take.
+  temperatures = jnp.asarray([c.loss.temperature for _, c in members])
+  size = len(members)
+  states = jax.tree.map(lambda x: jnp.stack([x] * size), run.state)
+  jitted = jax.jit(
+    lambda st, data, root, taus: population_step(st, data, root, run.setup, taus),
+    donate_argnums=0,
+  )
+
+  def step_fn(st, data, root):
+    return jitted(st, data, root, temperatures)
+
+  dirs = [d for d, _ in members]
+  states, loss = _train_loop(config, workdir, run, states, step_fn, dirs)
+  test_data = _test_data(config, run)
+  return [
+    _finish(
+      member_config,
+      member_dir,
+      run,
+      jax.tree.map(lambda x, i=i: x[i], states),
+      test_data,
+      loss[i],
+      t_start,
+      population_size=size,
+    )
+    for i, (member_dir, member_config) in enumerate(members)
+  ]
+
+
+def _train_loop(config, workdir, run: _Run, state, step_fn, metric_dirs):
+  """Runs steps from the latest checkpoint in WORKDIR/checkpoints to the last.
+
+  `state` is one model's or a population's (stacked, one member per entry of
+  `metric_dirs`, which receive each member's metrics).
+
+  Returns:
+    (state, [last logged loss of each member]).
+  """
   ckpt = checkpoint.Checkpointer(
     os.path.join(workdir, "checkpoints"),
     every=config.train.checkpoint_every,
     keep=config.train.checkpoints_to_keep,
   )
   state = ckpt.restore_latest(state)
-  start = int(state.step)
+  start = int(np.asarray(state.step).reshape(-1)[0])
+  num_steps = run.num_steps
   lead = jax.process_index() == 0
-  writer = logs.MetricWriter(
-    workdir, tensorboard=config.train.tensorboard, resume_step=start, enabled=lead
-  )
+  writers = [
+    logs.MetricWriter(d, tensorboard=config.train.tensorboard, resume_step=start, enabled=lead)
+    for d in metric_dirs
+  ]
   progress = logs.Progress(num_steps, start=start, enabled=lead)
   stop = checkpoint.StopRequest()
   pending, last_log = None, (start, time.perf_counter())
-  loss = float("nan")
+  loss = [float("nan")] * len(writers)
   try:
     for step in range(start, num_steps):
-      state, metrics_ = step_fn(state, train_data, root)
+      state, metrics_ = step_fn(state, run.train_data, run.root)
       done = step + 1
       if done % config.train.log_every == 0 or done == num_steps:
         if pending is not None:
-          loss = _log(writer, progress, pending, last_log, config.data.batch_size)
+          loss = _log(writers, progress, pending, last_log, config.data.batch_size)
           last_log = (pending[0], time.perf_counter())
         pending = (done, metrics_)
       if done % ckpt.every == 0 or stop.requested or done == num_steps:
@@ -458,13 +587,14 @@ def _train_loop(config, workdir, setup, state, train_data, root, num_steps):
           f"{workdir}/checkpoints; rerun the same command to resume."
         )
     if pending is not None:
-      loss = _log(writer, progress, pending, last_log, config.data.batch_size)
+      loss = _log(writers, progress, pending, last_log, config.data.batch_size)
     elif num_steps == start:  # resumed after the last step: read back the last loss
-      loss = writer.last_value("loss")
+      loss = [w.last_value("loss") for w in writers]
   finally:
     stop.restore()
     progress.close()
-    writer.close()
+    for w in writers:
+      w.close()
     ckpt.close()
   return state, loss
 
@@ -520,13 +650,22 @@ def _evaluate(config, setup, state, train_data, test_data, num_classes, root) ->
   }
 
 
-def _log(writer, progress, pending, last_log, batch_size) -> float:
-  """Writes a logged step's metrics; raises NonFiniteLossError on a NaN/inf loss."""
+def _log(writers, progress, pending, last_log, batch_size) -> list[float]:
+  """Writes a logged step's metrics, member i's to writers[i]; returns the losses.
+
+  Raises NonFiniteLossError on a NaN/inf loss.
+  """
   step, metrics_ = pending
-  scalars = {k: float(v) for k, v in jax.device_get(metrics_).items()}
-  _check_finite(step, scalars)
+  values = jax.device_get(metrics_)
+  _check_finite(step, values)
   elapsed = time.perf_counter() - last_log[1]
-  scalars["images_per_s"] = (step - last_log[0]) * batch_size / max(elapsed, 1e-9)
-  writer.write(step, scalars)
-  progress.update(step, f"loss {scalars['loss']:.4f} | {scalars['images_per_s']:.0f} img/s")
-  return scalars["loss"]
+  rate = (step - last_log[0]) * batch_size / max(elapsed, 1e-9)
+  losses_ = []
+  for i, writer in enumerate(writers):
+    scalars = {k: float(np.reshape(v, (len(writers),))[i]) for k, v in values.items()}
+    scalars["images_per_s"] = rate
+    writer.write(step, scalars)
+    losses_.append(scalars["loss"])
+  shown = " ".join(f"{x:.4f}" for x in losses_)
+  progress.update(step, f"loss {shown} | {rate:.0f} img/s")
+  return losses_

@@ -51,3 +51,18 @@ def test_train_step_benchmark_runs(tmp_path):
     "4",
   )
   assert row["images_per_s"] > 0 and row["step_gflop"] > 0
+
+
+def test_sweep_benchmark_runs(tmp_path):
+  row = _run(
+    "benchmarks/sweep.py",
+    tmp_path / "o.json",
+    "--batch",
+    "8",
+    "--repeats",
+    "5",
+    "--temperatures",
+    "0.1,0.5",
+  )
+  assert row["temperatures"] == 2
+  assert row["population_step_ms"] > 0 and row["separate_steps_ms"] > 0

@@ -1,0 +1,97 @@
+"""Wall time of a temperature population step against the separate steps it replaces.
+
+  python benchmarks/sweep.py [--encoder convn] [--width 64] [--batch 128] [--repeats 5]
+                             [--temperatures 0.07,0.2,0.3,0.5,0.7,1.0] [--json out.json]
+
+One population step (`train.population_step`: the batch built once, the P models'
+updates vmapped over tau) against P separate `train.train_step`s on the same data,
+one per temperature, as a sweep of separate runs would take them. Both are timed
+side by side in each repeat (population, then the P separate steps); the medians
+over --repeats and their ratio are printed as one JSON line. Defaults: the
+quickstart's model and data (ConvN, 32x32 `shapes`); `--encoder resnet18` for
+Wang & Liu's backbone.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from benchmarks import common  # noqa: E402
+from configs import quickstart  # noqa: E402
+from contrastive import train  # noqa: E402
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--encoder", default="convn")
+  parser.add_argument("--width", type=int, default=64)
+  parser.add_argument("--batch", type=int, default=128)
+  parser.add_argument("--repeats", type=int, default=5)
+  parser.add_argument("--temperatures", default="0.07,0.2,0.3,0.5,0.7,1.0")
+  parser.add_argument("--json", default=None)
+  args = parser.parse_args()
+  common.check_repeats(parser, args.repeats)
+  taus = [float(t) for t in args.temperatures.split(",")]
+  config = quickstart.get_config()
+  config.data.batch_size = args.batch
+  config.model.update(encoder=args.encoder, width=args.width)
+  config.optimizer.update(schedule="constant")
+
+  run = train._prepare(config)
+  pop_step = jax.jit(
+    lambda s, d, r, t: train.population_step(s, d, r, run.setup, t), donate_argnums=0
+  )
+  temperatures = jnp.asarray(taus)
+  population = jax.tree.map(lambda x: jnp.stack([x] * len(taus)), run.state)
+  separate = []
+  for tau in taus:
+    config.loss.temperature = tau
+    single = train._prepare(config)
+    separate.append([train.jit_train_step(single.setup), single.state])
+
+  def time_population():
+    nonlocal population
+    start = time.perf_counter()
+    population, _ = jax.block_until_ready(
+      pop_step(population, run.train_data, run.root, temperatures)
+    )
+    return time.perf_counter() - start
+
+  def time_separate():
+    start = time.perf_counter()
+    for entry in separate:
+      entry[1], _ = jax.block_until_ready(entry[0](entry[1], run.train_data, run.root))
+    return time.perf_counter() - start
+
+  time_population()  # compile and warm up both
+  time_separate()
+  pop_times, sep_times = [], []
+  for _ in range(args.repeats):
+    pop_times.append(time_population())
+    sep_times.append(time_separate())
+  pop, sep = statistics.median(pop_times), statistics.median(sep_times)
+  row = {
+    "machine": common.machine(),
+    "encoder": args.encoder,
+    "width": args.width if args.encoder != "convn" else None,
+    "batch": args.batch,
+    "temperatures": len(taus),
+    "population_step_ms": round(pop * 1e3, 1),
+    "separate_steps_ms": round(sep * 1e3, 1),
+    "separate_over_population": round(sep / pop, 2),
+  }
+  print(json.dumps(row))
+  if args.json:
+    with open(args.json, "w") as f:
+      json.dump(row, f, indent=1)
+
+
+if __name__ == "__main__":
+  main()

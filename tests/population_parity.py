@@ -1,0 +1,55 @@
+"""Helper for tests/test_sweep.py: a tau population against separate runs.
+
+Usage: python tests/population_parity.py DTYPE STEPS LEARNING_RATE TAU,TAU,...
+Prints a JSON line: the largest |population member - separate run| over all
+parameters for each tau, and the smallest parameter difference between members.
+Run with JAX_ENABLE_X64=1 for DTYPE float64.
+"""
+
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+
+from configs import quickstart  # noqa: E402
+from contrastive import train  # noqa: E402
+
+
+def main(dtype, steps, learning_rate, taus):
+  config = quickstart.get_config()
+  config.data.update(name="digits", image_size=28, augment="randbit", batch_size=32)
+  config.data.train_examples = 320
+  config.model.update(encoder="convn", out_dim=32, dtype=dtype)
+  config.optimizer.learning_rate = learning_rate
+  run = train._prepare(config)
+  states = jax.tree.map(lambda x: jnp.stack([x] * len(taus)), run.state)
+  step = jax.jit(lambda s, d, r: train.population_step(s, d, r, run.setup, jnp.asarray(taus)))
+  for _ in range(steps):
+    states, _ = step(states, run.train_data, run.root)
+  members = [jax.tree.map(lambda x, i=i: np.asarray(x[i]), states.params) for i in range(len(taus))]
+
+  def max_diff(a, b):
+    return max(jax.tree.leaves(jax.tree.map(lambda x, y: float(np.max(np.abs(x - y))), a, b)))
+
+  to_separate = []
+  for i, tau in enumerate(taus):
+    config.loss.temperature = tau
+    single = train._prepare(config)
+    step_fn = train.jit_train_step(single.setup)
+    state = single.state
+    for _ in range(steps):
+      state, _ = step_fn(state, single.train_data, single.root)
+    to_separate.append(max_diff(members[i], jax.tree.map(np.asarray, state.params)))
+  between = min(max_diff(members[i], members[i + 1]) for i in range(len(taus) - 1))
+  print(json.dumps({"to_separate": to_separate, "between_members": between}))
+
+
+if __name__ == "__main__":
+  main(
+    sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), [float(t) for t in sys.argv[4].split(",")]
+  )

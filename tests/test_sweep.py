@@ -1,0 +1,116 @@
+"""Sweeps: grids of runs, resuming an interrupted sweep, tau populations."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from configs import common
+from contrastive import sweep
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_grid_and_overrides_are_typed_and_checked():
+  runs = sweep.grid(loss__name=("contrastive", "simple"), loss__temperature=(0.1, 0.5))
+  assert runs == (
+    "loss.name=contrastive,loss.temperature=0.1",
+    "loss.name=contrastive,loss.temperature=0.5",
+    "loss.name=simple,loss.temperature=0.1",
+    "loss.name=simple,loss.temperature=0.5",
+  )
+  config = common.base()
+  run = sweep.apply_overrides(
+    config, "loss.temperature=0.5,data.batch_size=64,loss.normalize=False"
+  )
+  assert run.loss.temperature == 0.5 and run.data.batch_size == 64 and run.loss.normalize is False
+  assert config.loss.temperature == 0.2  # the base config is not modified
+  run = sweep.apply_overrides(config, "loss.hard_fraction=0.25")  # an unset placeholder
+  assert run.loss.hard_fraction == 0.25
+  with pytest.raises(ValueError, match="loss.temprature"):
+    sweep.apply_overrides(config, "loss.temprature=0.5")
+  config.sweep.runs = ("loss.temperature=0.5", "loss.temperature=0.5")
+  with pytest.raises(ValueError, match="duplicate"):
+    sweep.expand(config)
+
+
+_SWEEP_CONFIG = """
+from configs import quickstart
+from contrastive import sweep
+
+
+def get_config():
+  c = quickstart.get_config()
+  c.data.update(name="digits", image_size=28, augment="randbit", batch_size=32, train_examples=96)
+  c.model.update(encoder="convn", out_dim=16, hidden_dim=32)
+  c.train.update(num_epochs=2, log_every=1, tensorboard=False)
+  c.eval.update(linear_epochs=2, linear_decay_epochs=())
+  c.sweep.runs = sweep.grid(loss__name=("contrastive",), loss__temperature=(0.1, 0.5)) + (
+    "loss.name=simple",
+  )
+  c.sweep.population = True
+  return c
+"""
+
+
+def test_interrupted_sweep_finishes_only_the_missing_runs(tmp_path):
+  (tmp_path / "sweep_config.py").write_text(_SWEEP_CONFIG)
+  workdir = tmp_path / "work"
+  cmd = [sys.executable, "run.py", f"--config={tmp_path}/sweep_config.py", f"--workdir={workdir}"]
+  env = {**os.environ, "PYTHONPATH": ROOT}
+  population = [
+    "loss.name=contrastive,loss.temperature=0.1",
+    "loss.name=contrastive,loss.temperature=0.5",
+  ]
+  # First run: killed as soon as the population (the first group) has its results.
+  proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+  deadline = time.time() + 300
+  while not all((workdir / n / "results.json").exists() for n in population):
+    assert proc.poll() is None and time.time() < deadline, "the sweep stopped early"
+    time.sleep(0.2)
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  finished = {n: (workdir / n / "results.json").stat().st_mtime_ns for n in population}
+  assert not (workdir / "loss.name=simple" / "results.json").exists()
+  # Second run: the same command trains only the missing run.
+  rerun = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+  assert rerun.returncode == 0, rerun.stderr[-3000:]
+  trained = [line for line in rerun.stdout.splitlines() if line.startswith("results: ")]
+  assert trained == [f"results: {workdir}/loss.name=simple/results.json"]
+  for n, mtime in finished.items():
+    assert (workdir / n / "results.json").stat().st_mtime_ns == mtime
+  summary = json.loads((workdir / "sweep.json").read_text())
+  assert summary["declared_runs"] == 3
+  assert [r["name"] for r in summary["runs"]] == population + ["loss.name=simple"]
+  by_name = {r["name"]: r["results"] for r in summary["runs"]}
+  assert by_name[population[0]]["population_size"] == 2
+  temps = [
+    json.loads((workdir / n / "results.json").read_text())["config"]["loss"]["temperature"]
+    for n in population
+  ]
+  assert temps == [0.1, 0.5]
+  logged = [
+    json.loads(x)["temperature"] for x in (workdir / population[1] / "metrics.jsonl").open()
+  ]
+  assert logged and all(t == pytest.approx(0.5) for t in logged)
+
+
+def test_population_equals_separate_runs_after_50_steps():
+  # float64 throughout: float32 rounding differences between the vmapped and the
+  # separate programs grow chaotically at low tau (see BENCHMARKS.md, Sweeps).
+  proc = subprocess.run(
+    [sys.executable, "tests/population_parity.py", "float64", "50", "0.01", "0.07,0.2,0.5"],
+    cwd=ROOT,
+    env={**os.environ, "JAX_ENABLE_X64": "1"},
+    capture_output=True,
+    text=True,
+    timeout=600,
+  )
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  out = json.loads(proc.stdout.strip().splitlines()[-1])
+  assert max(out["to_separate"]) < 1e-5, out
+  assert out["between_members"] > 1e-3, out  # the temperatures did make them differ
