@@ -82,8 +82,9 @@ def base() -> ml_collections.ConfigDict:
   )
   # A grid of runs (see contrastive/sweep.py): override strings, one per run, each
   # trained in WORKDIR/<overrides>; population=True trains runs that differ only in
-  # loss.temperature as one vmapped program.
-  c.sweep = ml_collections.ConfigDict(dict(runs=(), population=False))
+  # loss.temperature as one vmapped program; report names the writer of
+  # WORKDIR/report.md (contrastive.report.REPORTS), "" for none.
+  c.sweep = ml_collections.ConfigDict(dict(runs=(), population=False, report=""))
   return c
 
 
@@ -111,3 +112,19 @@ def apply_arguments(config: ml_collections.ConfigDict, arg: str | None):
     current = config[section][field]
     config[section][field] = type(current)(value) if current is not None else value
   return config
+
+
+SCALES = ("small", "paper")
+
+
+def experiment_arguments(arg: str | None) -> dict:
+  """An experiment config's "scale=...,k=v" as a dict; scale defaults to small."""
+  args = dict(item.partition("=")[::2] for item in (arg or "").split(",") if item)
+  args.setdefault("scale", "small")
+  if args["scale"] not in SCALES:
+    raise ValueError(f"Unknown scale {args['scale']!r}; valid: {', '.join(SCALES)}.")
+  return args
+
+
+def join_arguments(args: dict) -> str:
+  return ",".join(f"{k}={v}" for k, v in args.items())

@@ -8,6 +8,7 @@ import jax
 
 from contrastive import losses
 from contrastive import models
+from contrastive import report
 from contrastive import train
 from contrastive.data import augment
 from contrastive.data import sources
@@ -32,6 +33,8 @@ def check(config) -> None:
   _choice("dataset (data.name)", config.data.name, sources.names())
   _choice("augmentation (data.augment)", config.data.augment, tuple(augment.PRESETS))
   _choice("model.dtype", config.model.dtype, tuple(train.MODEL_DTYPES))
+  if config.sweep.report:
+    _choice("report (sweep.report)", config.sweep.report, tuple(report.REPORTS))
   if config.model.dtype == "float64" and not jax.config.jax_enable_x64:
     raise ConfigError("model.dtype='float64' needs JAX_ENABLE_X64=1 in the environment.")
   if config.loss.name == "generalized":

@@ -16,6 +16,9 @@ import itertools
 import json
 import os
 
+import jax
+
+from contrastive import report
 from contrastive import train
 
 SWEEP_FILE = "sweep.json"
@@ -97,14 +100,16 @@ def _finished(workdir, name) -> bool:
 
 
 def summary(workdir: str, runs) -> list[dict]:
-  """One entry per finished run: its name, overrides and results (config left out)."""
+  """One entry per finished run: its name, overrides, results and config."""
   entries = []
   for name, overrides, _ in runs:
     if _finished(workdir, name):
       with open(os.path.join(workdir, name, "results.json")) as f:
         results = json.load(f)
-      results.pop("config", None)
-      entries.append({"name": name, "overrides": overrides, "results": results})
+      run_config = results.pop("config", None)
+      entries.append(
+        {"name": name, "overrides": overrides, "results": results, "config": run_config}
+      )
   return entries
 
 
@@ -124,6 +129,8 @@ def run(config, workdir: str, *, check=None, on_result=None) -> list[dict]:
     config: a training config with a non-empty `sweep.runs`.
     workdir: the sweep's directory (one subdirectory per run).
     check: called on every run's config before any training (a config check).
+      `sweep.report`, when set, names the writer of WORKDIR/report.md
+      (`report.REPORTS`), run once every run has finished.
     on_result: called with (name, results) after each run finishes.
 
   Returns:
@@ -151,4 +158,7 @@ def run(config, workdir: str, *, check=None, on_result=None) -> list[dict]:
     if on_result is not None:
       for (name, _, _), r in zip(group, results, strict=True):
         on_result(name, r)
-  return _write_summary(workdir, runs)
+  entries = _write_summary(workdir, runs)
+  if config.sweep.report and jax.process_index() == 0:
+    report.REPORTS[config.sweep.report](workdir, entries, config)
+  return entries

@@ -460,6 +460,7 @@ def _finish(config, workdir, run: _Run, state, test_data, loss, t_start, **extra
     "final_loss": loss,
     "steps": run.num_steps,
     "train_examples": run.train_data.num_examples,
+    "test_examples": test_data.num_examples,
     **extra,
     "wall_time_s": round(time.perf_counter() - t_start, 1),
     "config": config.to_dict(),
