@@ -79,19 +79,14 @@ def expand(config) -> list[tuple[str, str, object]]:
   return runs
 
 
-def _without_temperature(run_config) -> str:
-  d = run_config.to_dict()
-  d["loss"].pop("temperature")
-  return json.dumps(d, sort_keys=True, default=str)
-
-
 def _groups(runs, population: bool):
   """Lists of runs trained together: one each, or per population (same but for tau)."""
   if not population:
     return [[r] for r in runs]
   groups: dict[str, list] = {}
   for r in runs:
-    groups.setdefault(_without_temperature(r[2]), []).append(r)
+    key = json.dumps(train.without_temperature(r[2]), sort_keys=True, default=str)
+    groups.setdefault(key, []).append(r)
   return list(groups.values())
 
 

@@ -494,6 +494,15 @@ def train_and_evaluate(config, workdir: str) -> dict:
   return _finish(config, workdir, run, state, _test_data(config, run), loss[0], t_start)
 
 
+def without_temperature(config) -> dict:
+  """`config` as a dict without loss.temperature and the sweep section: what the
+  members of a temperature population share."""
+  d = config.to_dict()
+  d["loss"].pop("temperature")
+  d.pop("sweep", None)
+  return d
+
+
 def train_population(config, workdir: str, members) -> list[dict]:
   """Trains runs that differ only in `loss.temperature` as one vmapped program.
 
@@ -512,6 +521,8 @@ def train_population(config, workdir: str, members) -> list[dict]:
     The members' results dicts, in order.
   """
   t_start = time.perf_counter()
+  if any(without_temperature(c) != without_temperature(config) for _, c in members):
+    raise ValueError("A population's members may differ from its config in loss.temperature only.")
   run = _prepare(config)
   # The float dtype the separate runs' Python-float temperatures take.
   temperatures = jnp.asarray([c.loss.temperature for _, c in members])
