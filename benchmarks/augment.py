@@ -15,7 +15,6 @@ augmentation and its time as a fraction of the step.
 """
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -112,9 +111,7 @@ def main():
   common.check_repeats(parser, args.repeats)
   print(common.machine())
   rows = bench(args.batch, args.repeats, args.width)
-  if args.json:
-    with open(args.json, "w") as f:
-      json.dump({"machine": common.machine(), "rows": rows}, f, indent=1)
+  common.write_json(args.json, {"machine": common.machine(), "rows": rows})
 
 
 if __name__ == "__main__":

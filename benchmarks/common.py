@@ -1,5 +1,6 @@
 """What every benchmark script shares: the repeats check and the machine header."""
 
+import json
 import os
 import platform
 
@@ -19,3 +20,10 @@ def machine() -> str:
     f"device: {device.device_kind} ({device.platform}) x{jax.device_count()}, "
     f"{os.cpu_count()} CPU cores, jax {jax.__version__}, {platform.python_version()}"
   )
+
+
+def write_json(path: str | None, result) -> None:
+  """Writes `result` to `path` (the --json flag) as indented JSON; nothing if no path."""
+  if path:
+    with open(path, "w") as f:
+      json.dump(result, f, indent=1)

@@ -14,7 +14,6 @@ state; medians of --repeats runs after one warm-up, and their ratios, are printe
 """
 
 import argparse
-import json
 import math
 import os
 import statistics
@@ -161,9 +160,7 @@ def main():
   common.check_repeats(parser, args.repeats)
   print(common.machine())
   rows = bench([int(s) for s in args.sizes.split(",")], args.repeats)
-  if args.json:
-    with open(args.json, "w") as f:
-      json.dump({"machine": common.machine(), "rows": rows}, f, indent=1)
+  common.write_json(args.json, {"machine": common.machine(), "rows": rows})
 
 
 if __name__ == "__main__":

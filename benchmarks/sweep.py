@@ -88,9 +88,7 @@ def main():
     "separate_over_population": round(sep / pop, 2),
   }
   print(json.dumps(row))
-  if args.json:
-    with open(args.json, "w") as f:
-      json.dump(row, f, indent=1)
+  common.write_json(args.json, row)
 
 
 if __name__ == "__main__":

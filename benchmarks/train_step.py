@@ -70,9 +70,7 @@ def main():
   if args.peak_tflops:
     row["mfu"] = round(flops / med / 1e12 / args.peak_tflops, 4)
   print(json.dumps(row))
-  if args.json:
-    with open(args.json, "w") as f:
-      json.dump(row, f, indent=1)
+  common.write_json(args.json, row)
 
 
 if __name__ == "__main__":
