@@ -45,11 +45,8 @@ def main():
   config.optimizer.update(schedule="constant")
 
   run = train._prepare(config)
-  pop_step = jax.jit(
-    lambda s, d, r, t: train.population_step(s, d, r, run.setup, t), donate_argnums=0
-  )
-  temperatures = jnp.asarray(taus)
-  population = jax.tree.map(lambda x: jnp.stack([x] * len(taus)), run.state)
+  pop_step = train.jit_population_step(run.setup, jnp.asarray(taus))
+  population = train.stack_population(run.state, len(taus))
   separate = []
   for tau in taus:
     config.loss.temperature = tau
@@ -59,9 +56,7 @@ def main():
   def time_population():
     nonlocal population
     start = time.perf_counter()
-    population, _ = jax.block_until_ready(
-      pop_step(population, run.train_data, run.root, temperatures)
-    )
+    population, _ = jax.block_until_ready(pop_step(population, run.train_data, run.root))
     return time.perf_counter() - start
 
   def time_separate():

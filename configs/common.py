@@ -7,6 +7,8 @@ Every key the trainer reads is set here, so a typo in an override is an error
 import ml_collections
 from ml_collections import config_dict
 
+from contrastive import sweep
+
 
 def base() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
@@ -109,8 +111,7 @@ def apply_arguments(config: ml_collections.ConfigDict, arg: str | None):
     if not sep or key not in ARGUMENTS:
       raise ValueError(f"Bad config argument {item!r}; use k=v with k in: {', '.join(ARGUMENTS)}.")
     section, field = ARGUMENTS[key]
-    current = config[section][field]
-    config[section][field] = type(current)(value) if current is not None else value
+    config[section][field] = sweep.parse_value(key, value, config[section][field])
   return config
 
 

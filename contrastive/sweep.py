@@ -37,7 +37,8 @@ def grid(**axes) -> tuple[str, ...]:
   )
 
 
-def _parse(key: str, value: str, current):
+def parse_value(key: str, value: str, current):
+  """The text `value` for config field `key`, typed like its `current` value."""
   if isinstance(current, bool):
     if value not in ("True", "False"):
       raise ValueError(f"Sweep override {key}={value}: expected True or False.")
@@ -61,7 +62,7 @@ def apply_overrides(config, overrides: str):
     section, dot, field = key.partition(".")
     if not sep or not dot or section not in run_config or field not in run_config[section]:
       raise ValueError(f"Bad sweep override {item!r}: use section.field=value with existing keys.")
-    run_config[section][field] = _parse(key, value, run_config[section][field])
+    run_config[section][field] = parse_value(key, value, run_config[section][field])
   return run_config
 
 

@@ -340,6 +340,20 @@ def jit_train_step(setup: Setup):
   return jax.jit(functools.partial(train_step, setup=setup), donate_argnums=0)
 
 
+def stack_population(state: TrainState, size: int) -> TrainState:
+  """`size` copies of `state` stacked on a leading axis: a population's start."""
+  return jax.tree.map(lambda x: jnp.stack([x] * size), state)
+
+
+def jit_population_step(setup: Setup, temperatures):
+  """`population_step` jitted for `setup` and `temperatures`, donating the old states:
+  (states, data, root_key) -> (states, metrics), like `jit_train_step`."""
+  jitted = jax.jit(
+    lambda st, data, root, taus: population_step(st, data, root, setup, taus), donate_argnums=0
+  )
+  return lambda states, data, root_key: jitted(states, data, root_key, temperatures)
+
+
 @functools.partial(jax.jit, static_argnums=0)
 def _forward(model, variables, x):
   return model.apply(variables, x, train=False)
@@ -527,15 +541,8 @@ def train_population(config, workdir: str, members) -> list[dict]:
   # The float dtype the separate runs' Python-float temperatures take.
   temperatures = jnp.asarray([c.loss.temperature for _, c in members])
   size = len(members)
-  states = jax.tree.map(lambda x: jnp.stack([x] * size), run.state)
-  jitted = jax.jit(
-    lambda st, data, root, taus: population_step(st, data, root, run.setup, taus),
-    donate_argnums=0,
-  )
-
-  def step_fn(st, data, root):
-    return jitted(st, data, root, temperatures)
-
+  states = stack_population(run.state, size)
+  step_fn = jit_population_step(run.setup, temperatures)
   dirs = [d for d, _ in members]
   states, loss = _train_loop(config, workdir, run, states, step_fn, dirs)
   test_data = _test_data(config, run)

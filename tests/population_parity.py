@@ -27,8 +27,8 @@ def main(dtype, steps, learning_rate, taus):
   config.model.update(encoder="convn", out_dim=32, dtype=dtype)
   config.optimizer.learning_rate = learning_rate
   run = train._prepare(config)
-  states = jax.tree.map(lambda x: jnp.stack([x] * len(taus)), run.state)
-  step = jax.jit(lambda s, d, r: train.population_step(s, d, r, run.setup, jnp.asarray(taus)))
+  states = train.stack_population(run.state, len(taus))
+  step = train.jit_population_step(run.setup, jnp.asarray(taus))
   for _ in range(steps):
     states, _ = step(states, run.train_data, run.root)
   members = [jax.tree.map(lambda x, i=i: np.asarray(x[i]), states.params) for i in range(len(taus))]
