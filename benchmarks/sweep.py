@@ -65,8 +65,12 @@ def main():
       entry[1], _ = jax.block_until_ready(entry[0](entry[1], run.train_data, run.root))
     return time.perf_counter() - start
 
+  start = time.perf_counter()
   time_population()  # compile and warm up both
+  compile_population = time.perf_counter() - start
+  start = time.perf_counter()
   time_separate()
+  compile_separate = time.perf_counter() - start
   pop_times, sep_times = [], []
   for _ in range(args.repeats):
     pop_times.append(time_population())
@@ -81,6 +85,8 @@ def main():
     "population_step_ms": round(pop * 1e3, 1),
     "separate_steps_ms": round(sep * 1e3, 1),
     "separate_over_population": round(sep / pop, 2),
+    "first_population_step_s": round(compile_population, 1),
+    "first_separate_steps_s": round(compile_separate, 1),
   }
   print(json.dumps(row))
   common.write_json(args.json, row)
