@@ -556,6 +556,8 @@ def train_population(config, workdir: str, members) -> list[dict]:
       loss[i],
       t_start,
       population_size=size,
+      population_member=i,
+      population_workdir=os.path.abspath(workdir),
     )
     for i, (member_dir, member_config) in enumerate(members)
   ]

@@ -7,10 +7,12 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 from configs import common
 from contrastive import sweep
+from contrastive import workdir as workdir_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -97,6 +99,13 @@ def test_interrupted_sweep_finishes_only_the_missing_runs(tmp_path):
     json.loads(x)["temperature"] for x in (workdir / population[1] / "metrics.jsonl").open()
   ]
   assert logged and all(t == pytest.approx(0.5) for t in logged)
+  # A member's model is rebuilt from the population's stacked checkpoint.
+  feats = [
+    workdir_lib.test_features(workdir_lib.load(str(workdir / n)), max_examples=40)[0]
+    for n in population
+  ]
+  assert feats[0].shape == feats[1].shape and feats[0].shape[0] == 40
+  assert np.abs(feats[0] - feats[1]).max() > 1e-3  # trained at different tau
 
 
 def test_population_equals_separate_runs_after_50_steps():

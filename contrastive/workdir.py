@@ -1,0 +1,104 @@
+"""A finished run's directory, for analysis: its config, metrics, results and features.
+
+  from contrastive import workdir
+  run = workdir.load("/tmp/contrastive/quickstart")
+  steps, loss = run.series("loss")
+  feats, projs, labels = workdir.test_features(run)
+  xy = workdir.pca_2d(feats)
+
+Works on any run written by `run.py`: a single run, a sweep's run directory, or a
+member of a temperature population (whose parameters live in the population's
+stacked checkpoint; `results.json` says where).
+"""
+
+import dataclasses
+import json
+import os
+
+import jax
+import ml_collections
+import numpy as np
+
+from contrastive import checkpoint
+from contrastive import numerics
+from contrastive.data import pipeline
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+  """What a run wrote: its directory, config, final results and logged metrics."""
+
+  path: str
+  config: ml_collections.ConfigDict
+  results: dict
+  metrics: list  # one dict per logged step, with "step"
+
+  def series(self, name: str):
+    """(steps, values) of one logged metric, e.g. "loss" or "neg_sim"."""
+    rows = [m for m in self.metrics if name in m]
+    if not rows:
+      names = sorted({k for m in self.metrics for k in m} - {"step"})
+      raise KeyError(
+        f"No metric {name!r} in {self.path}/metrics.jsonl; logged: {', '.join(names)}."
+      )
+    return np.array([m["step"] for m in rows]), np.array([m[name] for m in rows], np.float64)
+
+
+def load(path: str) -> Run:
+  """Reads WORKDIR/results.json (with the run's config) and WORKDIR/metrics.jsonl."""
+  results_path = os.path.join(path, "results.json")
+  if not os.path.exists(results_path):
+    raise FileNotFoundError(
+      f"No results.json in {path}: the run has not finished (rerun its command to resume it)."
+    )
+  with open(results_path) as f:
+    results = json.load(f)
+  metrics = []
+  metrics_path = os.path.join(path, "metrics.jsonl")
+  if os.path.exists(metrics_path):
+    with open(metrics_path) as f:
+      metrics = [json.loads(line) for line in f if line.strip()]
+  config = ml_collections.ConfigDict(results.pop("config"))
+  return Run(path, config, results, metrics)
+
+
+def test_features(run: Run, *, max_examples: int | None = None):
+  """Encoder features, projections and labels of the run's test images, from its
+  latest checkpoint (eval-mode BatchNorm, clean images).
+
+  Returns:
+    (features [N, F], projections [N, D], labels [N]) as NumPy arrays.
+  """
+  from contrastive import train  # noqa: PLC0415 - train imports this module's users
+
+  prepared = train._prepare(run.config)
+  state = prepared.state
+  directory = os.path.join(run.path, "checkpoints")
+  member = run.results.get("population_member")
+  if member is not None:
+    directory = os.path.join(run.results["population_workdir"], "checkpoints")
+    state = train.stack_population(state, run.results["population_size"])
+  if not os.path.isdir(directory):
+    raise FileNotFoundError(
+      f"No checkpoints in {directory}: cannot rebuild the model of {run.path}."
+    )
+  ckpt = checkpoint.Checkpointer(directory, every=1, keep=1)
+  try:
+    state = ckpt.restore_latest(state)
+  finally:
+    ckpt.close()
+  if member is not None:
+    state = jax.tree.map(lambda x: x[member], state)
+  test = train._test_data(run.config, prepared)
+  n = test.num_examples if max_examples is None else min(max_examples, test.num_examples)
+  images = pipeline.eval_images(test, 0, n)
+  feats, projs = train.encode(prepared.setup, state, images)
+  return feats, projs, np.asarray(test.labels)[:n]
+
+
+def pca_2d(x) -> np.ndarray:
+  """The first two principal components of the L2-normalised rows of `x` [N, D]."""
+  x = np.asarray(numerics.l2_normalize(np.asarray(x, np.float32)))
+  x = x - x.mean(axis=0)
+  _, _, vt = np.linalg.svd(x, full_matrices=False)
+  return x @ vt[:2].T
