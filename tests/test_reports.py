@@ -1,8 +1,10 @@
 """Experiment configs and their reports: claims are judged on the numbers given."""
 
+import numpy as np
 import pytest
 
 from configs import common
+from configs.experiments import local_separation
 from configs.experiments import randbit
 from configs.experiments import wang_liu_table1
 from contrastive import report
@@ -86,3 +88,39 @@ def test_table1_report_judges_each_claim(tmp_path):
   report.write_wang_liu_table1_report(str(tmp_path), entries, config)
   text = (tmp_path / "report.md").read_text()
   assert text.count("**holds**") == 2 and text.count("**does not hold**") == 2, text
+
+
+def test_local_separation_report_judges_the_gap(tmp_path, monkeypatch):
+  from contrastive import workdir as workdir_lib
+
+  # The embedding panels need checkpoints: stand in random features for them here
+  # (test_features itself is exercised by test_notebooks and test_sweep).
+  loaded = []
+  monkeypatch.setattr(workdir_lib, "load", lambda path: loaded.append(path) or path)
+  rng = np.random.default_rng(0)
+  monkeypatch.setattr(
+    workdir_lib,
+    "test_features",
+    lambda run, max_examples: (rng.normal(size=(50, 8)), None, rng.integers(0, 10, 50)),
+  )
+  config = local_separation.get_config("scale=small")
+  assert [r[2].loss.temperature for r in sweep.expand(config)] == [0.07, 0.2, 0.3, 0.5, 0.7, 1.0]
+  assert (
+    local_separation.get_config("loss=hard_contrastive")
+    .sweep.runs[0]
+    .startswith("loss.name=hard_contrastive")
+  )
+  profiles = {0.07: [0.9, 0.3], 0.3: [0.9, 0.5], 1.0: [0.95, 0.8]}
+  entries = [
+    {**_entry("contrastive", t, {"local_separation": p + [0.1] * 9}), "name": f"run{t}"}
+    for t, p in profiles.items()
+  ]
+  report.write_local_separation_report(str(tmp_path), entries, config)
+  text = (tmp_path / "report.md").read_text()
+  assert "**holds**" in text and "0.07: 0.600, 0.3: 0.400, 1: 0.150" in text
+  assert loaded == [str(tmp_path / f"run{t}") for t in profiles]
+  assert (tmp_path / "embedding.png").stat().st_size > 0
+  assert (tmp_path / "similarity_profile.png").stat().st_size > 0
+  entries[2]["results"]["local_separation"][1] = 0.1  # tau 1.0: gap 0.85, larger than at 0.3
+  report.write_local_separation_report(str(tmp_path), entries, config)
+  assert "**does not hold**" in (tmp_path / "report.md").read_text()
