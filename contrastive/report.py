@@ -510,7 +510,90 @@ def write_local_separation_report(workdir: str, entries: list[dict], config) -> 
   return paths
 
 
+# "All these losses reach similar linear accuracy" with a deep head: read as every
+# loss within this many points (percent) of each other at the deepest head.
+SIMILAR_ACCURACY_POINTS = 5.0
+
+
+def write_generalized_losses_report(workdir: str, entries: list[dict], config) -> dict[str, str]:
+  """Chen et al. Fig. 1: linear accuracy of each generalized loss at each head depth.
+
+  Writes report.md (accuracy table, losses by head depth, and the finding "with a
+  deep projection head all these losses reach similar linear accuracy": the spread
+  max - min across losses at the deepest head is at most SIMILAR_ACCURACY_POINTS
+  and no larger than at the shallowest), generalized_losses.png and .csv.
+  """
+  from configs.experiments import generalized_losses  # noqa: PLC0415 - the row labels
+
+  acc: dict[str, dict[int, float]] = {}
+  for e in entries:
+    label = generalized_losses.loss_label(e["config"]["loss"])
+    acc.setdefault(label, {})[e["config"]["model"]["head_depth"]] = (
+      100 * e["results"]["linear_accuracy"]
+    )
+  labels = [name for name, _ in generalized_losses.LOSSES if name in acc]
+  depths = sorted({d for per in acc.values() for d in per})
+  paths = {
+    "report": os.path.join(workdir, "report.md"),
+    "figure": os.path.join(workdir, "generalized_losses.png"),
+    "table": os.path.join(workdir, "generalized_losses.csv"),
+  }
+  write_csv(
+    paths["table"],
+    ["loss", "head_depth", "linear_accuracy_percent"],
+    [(name, d, acc[name][d]) for name in labels for d in depths if d in acc[name]],
+  )
+  fig, ax = plt.subplots(figsize=(5, 3.5))
+  for name in labels:
+    xs = [d for d in depths if d in acc[name]]
+    ax.plot(xs, [acc[name][d] for d in xs], "o-", label=name)
+  ax.set_xticks(depths)
+  ax.set_xlabel("projection head depth")
+  ax.set_ylabel("linear accuracy (%)")
+  ax.legend(fontsize=7)
+  fig.tight_layout()
+  fig.savefig(paths["figure"], dpi=150)
+  plt.close(fig)
+
+  lines = [
+    "# Chen, Luo & Li (NeurIPS 2021), Fig. 1: generalized contrastive losses",
+    "",
+    f"Dataset `{config.data.name}`, {config.model.encoder}, batch {config.data.batch_size}, "
+    f"{config.train.num_epochs} epochs per run. Linear accuracy (%) of a probe on frozen "
+    "encoder features. The paper gives this figure as bars without a table of numbers.",
+    "",
+    "| loss | " + " | ".join(f"head depth {d}" for d in depths) + " |",
+    "|---|" + "---|" * len(depths),
+  ]
+  for name in labels:
+    lines.append(
+      f"| {name} | "
+      + " | ".join(f"{acc[name][d]:.2f}" if d in acc[name] else "-" for d in depths)
+      + " |"
+    )
+  lines += ["", "## Claim, on our numbers", ""]
+  complete = len(depths) >= 2 and all(set(acc[name]) == set(depths) for name in labels)
+  if not complete or len(labels) < 2:
+    lines.append("The sweep is incomplete; the claim is checked when every run has finished.")
+  else:
+    spread = {d: max(acc[n][d] for n in labels) - min(acc[n][d] for n in labels) for d in depths}
+    deep, shallow = depths[-1], depths[0]
+    holds = spread[deep] <= SIMILAR_ACCURACY_POINTS and spread[deep] <= spread[shallow]
+    lines.append(
+      f"- With the deepest head (depth {deep}) all losses reach similar linear accuracy "
+      f"(within {SIMILAR_ACCURACY_POINTS:g} points, and closer than with depth {shallow}): "
+      f"{_claim(holds)}. Spread (max - min across losses) by depth: "
+      + ", ".join(f"{d}: {spread[d]:.2f}" for d in depths)
+      + "."
+    )
+  lines += ["", "![accuracy by loss and head depth](generalized_losses.png)", ""]
+  with open(paths["report"], "w") as f:
+    f.write("\n".join(lines))
+  return paths
+
+
 REPORTS = {
+  "generalized_losses": write_generalized_losses_report,
   "randbit": write_randbit_report,
   "wang_liu_table1": write_wang_liu_table1_report,
   "local_separation": write_local_separation_report,

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from configs import common
+from configs.experiments import generalized_losses
 from configs.experiments import local_separation
 from configs.experiments import randbit
 from configs.experiments import wang_liu_table1
@@ -123,4 +124,28 @@ def test_local_separation_report_judges_the_gap(tmp_path, monkeypatch):
   assert (tmp_path / "similarity_profile.png").stat().st_size > 0
   entries[2]["results"]["local_separation"][1] = 0.1  # tau 1.0: gap 0.85, larger than at 0.3
   report.write_local_separation_report(str(tmp_path), entries, config)
+  assert "**does not hold**" in (tmp_path / "report.md").read_text()
+
+
+def test_generalized_losses_report_judges_the_spread(tmp_path):
+  config = generalized_losses.get_config("scale=small")
+  runs = sweep.expand(config)
+  assert len(runs) == 15
+  # The Gaussian prior is not normalised (else the official code makes it the hypersphere).
+  gaussian = [c for _, _, c in runs if c.loss.distribution == "swd_gaussian"]
+  assert gaussian and not any(c.loss.normalize for c in gaussian)
+  accuracy = {1: [0.90, 0.70, 0.60, 0.65, 0.62], 3: [0.91, 0.89, 0.88, 0.90, 0.87]}
+  entries = []
+  for depth, accs in accuracy.items():
+    for (_, overrides), a in zip(generalized_losses.LOSSES, accs, strict=True):
+      run_config = sweep.apply_overrides(config, f"{overrides},model.head_depth={depth}")
+      entries.append(
+        {"name": "", "results": {"linear_accuracy": a}, "config": run_config.to_dict()}
+      )
+  report.write_generalized_losses_report(str(tmp_path), entries, config)
+  text = (tmp_path / "report.md").read_text()
+  assert "**holds**" in text and "1: 30.00, 3: 4.00" in text
+  assert "| SWD hypercube | 62.00 | 87.00 |" in text
+  entries[-1]["results"]["linear_accuracy"] = 0.80  # 11 points apart at depth 3
+  report.write_generalized_losses_report(str(tmp_path), entries, config)
   assert "**does not hold**" in (tmp_path / "report.md").read_text()
