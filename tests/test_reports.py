@@ -1,11 +1,14 @@
 """Experiment configs and their reports: claims are judged on the numbers given."""
 
+import json
+
 import numpy as np
 import pytest
 
 from configs import common
 from configs.experiments import generalized_losses
 from configs.experiments import local_separation
+from configs.experiments import macl
 from configs.experiments import randbit
 from configs.experiments import wang_liu_table1
 from contrastive import report
@@ -149,3 +152,30 @@ def test_generalized_losses_report_judges_the_spread(tmp_path):
   entries[-1]["results"]["linear_accuracy"] = 0.80  # 11 points apart at depth 3
   report.write_generalized_losses_report(str(tmp_path), entries, config)
   assert "**does not hold**" in (tmp_path / "report.md").read_text()
+
+
+def test_macl_report_compares_with_fixed_temperatures(tmp_path):
+  config = macl.get_config("scale=small")
+  runs = sweep.expand(config)
+  assert [c.loss.name for _, _, c in runs] == ["contrastive", "contrastive", "macl", "macl"]
+  assert {c.loss.macl_schedule for _, _, c in runs if c.loss.name == "macl"} == {
+    "linear",
+    "exponential",
+  }
+  accuracy = (0.80, 0.85, 0.83, 0.79)
+  entries = []
+  for (name, _, run_config), a in zip(runs, accuracy, strict=True):
+    run_dir = tmp_path / name
+    run_dir.mkdir()
+    (run_dir / "metrics.jsonl").write_text(
+      "".join(f'{{"step": {s}, "temperature": {0.1 + s / 1000}}}\n' for s in (10, 20))
+    )
+    results = {"linear_accuracy": a, "uniformity": 2.0, "tolerance": 0.3}
+    (run_dir / "results.json").write_text(json.dumps({**results, "config": run_config.to_dict()}))
+    entries.append({"name": name, "results": results, "config": run_config.to_dict()})
+  report.write_macl_report(str(tmp_path), entries, config)
+  text = (tmp_path / "report.md").read_text()
+  # linear beats fixed 0.1 but not fixed 0.2; exponential beats neither.
+  assert text.count("**holds**") == 1 and text.count("**does not hold**") == 3
+  assert "0.1200 (0.1100 - 0.1200)" in text and "| fixed tau=0.2 | 85.00 |" in text
+  assert (tmp_path / "macl_temperature.png").stat().st_size > 0
