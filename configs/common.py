@@ -22,6 +22,8 @@ def base() -> ml_collections.ConfigDict:
       image_size=32,
       augment="simclr_cifar",
       randbit_bits=0,
+      digits_pool=0,  # digits on images: paste one of the first k digits on each image (0 = off)
+      digits_size=0,  # resize those digits to this side in pixels (0 = unresized, 28)
       train_examples=0,  # use only the first N training examples (0 = all)
     )
   )
@@ -99,6 +101,7 @@ ARGUMENTS = {
   "epochs": ("train", "num_epochs"),
   "batch": ("data", "batch_size"),
   "bits": ("data", "randbit_bits"),
+  "digits": ("data", "digits_pool"),
 }
 
 

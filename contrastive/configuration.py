@@ -54,6 +54,16 @@ def check(config) -> None:
   for name, value in positive.items():
     if not value > 0:
       raise ConfigError(f"{name} must be > 0, got {value}.")
+  if config.data.digits_pool < 0 or config.data.digits_size < 0:
+    raise ConfigError(
+      f"data.digits_pool and data.digits_size must be >= 0 (0 = off / unresized), got "
+      f"{config.data.digits_pool} and {config.data.digits_size}."
+    )
+  if config.data.digits_pool and jax.process_count() > 1:
+    raise ConfigError(
+      "data.digits_pool (digits on images) pastes digits on whole splits in one process; "
+      "run it on a single host."
+    )
   if config.data.train_examples < 0:
     raise ConfigError(
       f"data.train_examples must be >= 0 (0 = all), got {config.data.train_examples}."

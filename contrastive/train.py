@@ -440,6 +440,7 @@ class _Run:
   train_data: pipeline.DeviceData
   root: jax.Array
   num_steps: int
+  digit_labels: tuple | None = None  # digits on images: (train, test) digit labels
 
 
 def _prepare(config) -> _Run:
@@ -452,6 +453,16 @@ def _prepare(config) -> _Run:
     process_count=jax.process_count(),
     train_examples=config.data.train_examples,
   )
+  digit_labels = None
+  if config.data.digits_pool:
+    (train, test), digit_labels = suppression.paste_digits_on_splits(
+      (source.train.images, source.train.labels),
+      (source.test.images, source.test.labels),
+      pool_size=config.data.digits_pool,
+      seed=config.seed,
+      digit_size=config.data.digits_size or None,
+    )
+    source = dataclasses.replace(source, train=sources.Split(*train), test=sources.Split(*test))
   train_data = pipeline.to_device(source.train, randbit_bits=config.data.randbit_bits, mesh=mesh)
   channels = source.image_shape[-1] + config.data.randbit_bits
   setup, num_steps = _setup(config, mesh, train_data.num_examples)
@@ -462,14 +473,21 @@ def _prepare(config) -> _Run:
     source.image_shape[:2] + (channels,),
     train_data.num_examples,
   )
-  return _Run(setup, state, source, train_data, root, num_steps)
+  return _Run(setup, state, source, train_data, root, num_steps, digit_labels)
 
 
 def _finish(config, workdir, run: _Run, state, test_data, loss, t_start, **extra) -> dict:
   """Evaluates `state` and writes WORKDIR/results.json (process 0); returns the results."""
   results = {
     **_evaluate(
-      config, run.setup, state, run.train_data, test_data, run.source.num_classes, run.root
+      config,
+      run.setup,
+      state,
+      run.train_data,
+      test_data,
+      run.source.num_classes,
+      run.root,
+      digit_labels=run.digit_labels,
     ),
     "final_loss": loss,
     "steps": run.num_steps,
@@ -620,11 +638,16 @@ def _train_loop(config, workdir, run: _Run, state, step_fn, metric_dirs):
   return state, loss
 
 
-def _evaluate(config, setup, state, train_data, test_data, num_classes, root) -> dict:
+def _evaluate(
+  config, setup, state, train_data, test_data, num_classes, root, *, digit_labels=None
+) -> dict:
   """kNN, linear probe, pixel kNN and representation metrics on clean images.
 
   Features are computed once with the backbone frozen (eval-mode BatchNorm); the
-  inputs are replicated first, so every process holds them whole.
+  inputs are replicated first, so every process holds them whole. With
+  `digit_labels` (digits on images: train and test digit labels), the same
+  features are also probed for the pasted digit: digit_knn_accuracy and
+  digit_linear_accuracy.
   """
   replicate = jax.jit(lambda x: x, out_shardings=NamedSharding(setup.mesh, P()))
   train_x = replicate(pipeline.eval_images(train_data, 0, train_data.num_examples))
@@ -646,21 +669,25 @@ def _evaluate(config, setup, state, train_data, test_data, num_classes, root) ->
     k=config.eval.knn_k,
     temperature=config.eval.knn_temperature,
   )
-  return {
-    "knn_accuracy": knn(train_f, train_y, test_f, test_y),
-    "linear_accuracy": evaluate.linear_probe(
+
+  def linear(train_labels, test_labels, classes):
+    return evaluate.linear_probe(
       train_f,
-      train_y,
+      train_labels,
       test_f,
-      test_y,
-      num_classes=num_classes,
+      test_labels,
+      num_classes=classes,
       epochs=config.eval.linear_epochs,
       learning_rate=config.eval.linear_learning_rate,
       batch_size=config.eval.linear_batch_size,
       decay_epochs=config.eval.linear_decay_epochs,
       decay_factor=config.eval.linear_decay_factor,
       seed=config.seed,
-    ),
+    )
+
+  results = {
+    "knn_accuracy": knn(train_f, train_y, test_f, test_y),
+    "linear_accuracy": linear(train_y, test_y, num_classes),
     "pixel_knn_accuracy": knn(
       np.asarray(train_x).reshape(len(train_y), -1),
       train_y,
@@ -669,6 +696,11 @@ def _evaluate(config, setup, state, train_data, test_data, num_classes, root) ->
     ),
     **evaluate.representation_metrics(test_z, test_y, z1, z2),
   }
+  if digit_labels is not None:
+    digit_train, digit_test = digit_labels
+    results["digit_knn_accuracy"] = knn(train_f, digit_train, test_f, digit_test, num_classes=10)
+    results["digit_linear_accuracy"] = linear(digit_train, digit_test, 10)
+  return results
 
 
 def _log(writers, progress, pending, last_log, batch_size) -> list[float]:

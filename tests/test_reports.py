@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from configs import common
+from configs.experiments import digits_on_images
 from configs.experiments import generalized_losses
 from configs.experiments import local_separation
 from configs.experiments import macl
@@ -179,3 +180,25 @@ def test_macl_report_compares_with_fixed_temperatures(tmp_path):
   assert text.count("**holds**") == 1 and text.count("**does not hold**") == 3
   assert "0.1200 (0.1100 - 0.1200)" in text and "| fixed tau=0.2 | 85.00 |" in text
   assert (tmp_path / "macl_temperature.png").stat().st_size > 0
+
+
+def test_digits_on_images_report_judges_the_claim(tmp_path):
+  config = digits_on_images.get_config("scale=small")
+  runs = sweep.expand(config)
+  assert [c.data.digits_pool for _, _, c in runs] == list(digits_on_images.POOL_SIZES)
+  values = {1: (0.9, 1.0), 16: (0.8, 0.5), 1024: (0.5, 0.9)}
+  entries = [
+    {
+      "name": "",
+      "config": {"data": {"digits_pool": k}},
+      "results": {"linear_accuracy": b, "digit_linear_accuracy": d},
+    }
+    for k, (b, d) in values.items()
+  ]
+  report.write_digits_on_images_report(str(tmp_path), entries, config)
+  text = (tmp_path / "report.md").read_text()
+  # Base accuracy falls, but digit accuracy dips at k = 16 (k = 1 is trivially 1).
+  assert "**does not hold**" in text and "| 16 | 0.800 | 0.500 |" in text
+  entries[0]["results"]["digit_linear_accuracy"] = 0.3
+  report.write_digits_on_images_report(str(tmp_path), entries, config)
+  assert "**holds**" in (tmp_path / "report.md").read_text()

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from configs import quickstart
+from contrastive import configuration
 from contrastive import evaluate
 from contrastive import train
 
@@ -163,6 +164,39 @@ def test_evaluation_leaves_the_backbone_unchanged():
   again = train._evaluate(config, setup, state, train_data, test_data, 10, jax.random.key(2))
   assert again["knn_accuracy"] == first["knn_accuracy"]
   assert again["linear_accuracy"] == first["linear_accuracy"]
+
+
+def test_digits_on_images_are_pasted_and_probed():
+  import jax
+
+  from contrastive.data import sources
+
+  config = _tiny_config()
+  config.data.update(train_examples=256, digits_pool=16, digits_size=12)
+  run = train._prepare(config)
+  plain = sources.load("digits", train_examples=256)
+  train_digits, test_digits = run.digit_labels
+  assert train_digits.shape == (256,) and test_digits.shape == (300,)
+  pool_labels = set(sources.load("digits").train.labels[:16].tolist())
+  assert set(train_digits.tolist()) <= pool_labels and len(set(train_digits.tolist())) > 1
+  # Pasting by max only brightens, and every image gets a digit.
+  pasted = run.source.train.images.astype(int) - plain.train.images
+  assert pasted.min() >= 0 and (pasted.reshape(256, -1).max(axis=1) > 0).all()
+  with pytest.raises(configuration.ConfigError, match="digits_pool"):
+    bad = _tiny_config()
+    bad.data.digits_pool = -1
+    configuration.check(bad)
+  results = train._evaluate(
+    config,
+    run.setup,
+    run.state,
+    run.train_data,
+    train._test_data(config, run),
+    10,
+    jax.random.key(2),
+    digit_labels=run.digit_labels,
+  )
+  assert 0 <= results["digit_linear_accuracy"] <= 1 and 0 <= results["digit_knn_accuracy"] <= 1
 
 
 def test_linear_probe_separates_separable_features():

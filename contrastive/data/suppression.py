@@ -105,6 +105,39 @@ def digits_on_images(
   return out, labels, cell
 
 
+def paste_digits_on_splits(train, test, *, pool_size: int, seed: int, digit_size: int | None):
+  """Digits on images for a dataset's two splits, from the embedded `digits` pool.
+
+  Both splits draw from the same pool (the first `pool_size` training digits of
+  the embedded `digits` dataset, MNIST's framing), each image its own digit and
+  cell (fixed: drawn from `seed`, the test split from `seed + 1`).
+
+  Args:
+    train, test: (uint8 images [N, H, W, C], labels [N]) of the base dataset.
+    pool_size, seed, digit_size: as in `digits_on_images`.
+
+  Returns:
+    ((train images, train labels), (test images, test labels)) with the digits
+    pasted, and (train digit labels, test digit labels), int32.
+  """
+  from contrastive.data import embedded  # noqa: PLC0415 - loads scikit-learn
+
+  (digit_images, digit_labels), _, _ = embedded.digits()
+  out, digit_out = [], []
+  for offset, (images, labels) in enumerate((train, test)):
+    pasted, digit, _ = digits_on_images(
+      images,
+      digit_images,
+      digit_labels,
+      pool_size=pool_size,
+      seed=seed + offset,
+      digit_size=digit_size,
+    )
+    out.append((pasted, labels))
+    digit_out.append(digit)
+  return tuple(out), tuple(digit_out)
+
+
 def multi_digits(
   digits,
   digit_labels,
