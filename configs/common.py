@@ -132,3 +132,20 @@ def experiment_arguments(arg: str | None) -> dict:
 
 def join_arguments(args: dict) -> str:
   return ",".join(f"{k}={v}" for k, v in args.items())
+
+
+def experiment(arg: str | None, *, small, paper, runs, report: str):
+  """A paper experiment's config: a sweep of `runs` with the report `report`.
+
+  Args:
+    arg: the config argument, "scale=small|paper" (default small) and any of
+      `ARGUMENTS` (dataset=, epochs=, ...), applied last.
+    small, paper: functions returning the base config of each scale.
+    runs: the sweep's override strings.
+    report: the name of its report writer (`contrastive.report.REPORTS`).
+  """
+  args = experiment_arguments(arg)
+  c = small() if args.pop("scale") == "small" else paper()
+  c.sweep.runs = tuple(runs)
+  c.sweep.report = report
+  return apply_arguments(c, join_arguments(args))

@@ -20,6 +20,12 @@ from matplotlib import pyplot as plt  # noqa: E402
 from contrastive import analysis  # noqa: E402
 
 
+def _save_figure(fig, path: str, *, dpi: int = 150) -> None:
+  fig.tight_layout()
+  fig.savefig(path, dpi=dpi)
+  plt.close(fig)
+
+
 def write_csv(path: str, header: list[str], rows) -> None:
   """Writes `rows` (an iterable of sequences) under `header` to `path`."""
   with open(path, "w", newline="") as f:
@@ -83,9 +89,7 @@ def write_relative_penalty_figure(
   ax_h.set_ylabel("entropy of r (nats)")
   ax_h.set_title("Hardness awareness: entropy falls as tau falls")
   ax_h.legend(fontsize=8)
-  fig.tight_layout()
-  fig.savefig(paths["figure"], dpi=120)
-  plt.close(fig)
+  _save_figure(fig, paths["figure"], dpi=120)
   return paths
 
 
@@ -145,9 +149,7 @@ def write_randbit_report(workdir: str, entries: list[dict], config) -> dict[str,
   ax.set_ylabel("linear accuracy")
   ax.set_title("RandBit (x--: published, MNIST)")
   ax.legend(fontsize=7)
-  fig.tight_layout()
-  fig.savefig(paths["figure"], dpi=150)
-  plt.close(fig)
+  _save_figure(fig, paths["figure"], dpi=150)
 
   lines = [
     "# RandBit: easy bits suppress the digit feature (Chen et al. 2021, Fig. 5a)",
@@ -304,9 +306,7 @@ def write_wang_liu_table1_report(workdir: str, entries: list[dict], config) -> d
     ax.set_xlabel("tau")
     ax.set_title(m)
   axes[0].legend(fontsize=7)
-  fig.tight_layout()
-  fig.savefig(paths["figure"], dpi=150)
-  plt.close(fig)
+  _save_figure(fig, paths["figure"], dpi=150)
 
   def cell(c, m):
     o = ours.get(c, {}).get(m)
@@ -420,9 +420,7 @@ def write_embedding_figure(path: str, runs, *, max_examples: int = 1000) -> str:
   for ax in list(axes.flat)[len(runs) :]:
     ax.axis("off")
   fig.suptitle("test features, first two principal components, coloured by label", fontsize=9)
-  fig.tight_layout()
-  fig.savefig(path, dpi=120)
-  plt.close(fig)
+  _save_figure(fig, path, dpi=120)
   write_csv(os.path.splitext(path)[0] + ".csv", ["run", "index", "label", "pc1", "pc2"], table)
   return path
 
@@ -462,9 +460,7 @@ def write_local_separation_report(workdir: str, entries: list[dict], config) -> 
     ax.set_ylabel("cosine similarity")
     ax.set_title(name)
     ax.legend(fontsize=7)
-  fig.tight_layout()
-  fig.savefig(paths["figure"], dpi=150)
-  plt.close(fig)
+  _save_figure(fig, paths["figure"], dpi=150)
   write_embedding_figure(
     paths["embedding"],
     [(f"{n} tau={t:g}", os.path.join(workdir, e["name"])) for n, t, _, e in rows],
@@ -551,9 +547,7 @@ def write_generalized_losses_report(workdir: str, entries: list[dict], config) -
   ax.set_xlabel("projection head depth")
   ax.set_ylabel("linear accuracy (%)")
   ax.legend(fontsize=7)
-  fig.tight_layout()
-  fig.savefig(paths["figure"], dpi=150)
-  plt.close(fig)
+  _save_figure(fig, paths["figure"], dpi=150)
 
   lines = [
     "# Chen, Luo & Li (NeurIPS 2021), Fig. 1: generalized contrastive losses",
@@ -648,9 +642,7 @@ def write_macl_report(workdir: str, entries: list[dict], config) -> dict[str, st
   ax.set_ylabel("temperature")
   ax.set_title("MACL's adaptive tau (dashed: fixed runs)", fontsize=9)
   ax.legend(fontsize=7)
-  fig.tight_layout()
-  fig.savefig(paths["figure"], dpi=150)
-  plt.close(fig)
+  _save_figure(fig, paths["figure"], dpi=150)
 
   lines = [
     "# Huang et al. (ICML 2023), MACL: adaptive against fixed temperature",
@@ -740,9 +732,7 @@ def write_digits_on_images_report(workdir: str, entries: list[dict], config) -> 
   ax.set_xlabel("distinct digits k")
   ax.set_ylabel("linear accuracy")
   ax.legend(fontsize=7)
-  fig.tight_layout()
-  fig.savefig(paths["figure"], dpi=150)
-  plt.close(fig)
+  _save_figure(fig, paths["figure"], dpi=150)
   lines = [
     "# Chen, Luo & Li (NeurIPS 2021): digits on images",
     "",

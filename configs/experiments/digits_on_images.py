@@ -19,24 +19,30 @@ to 16 px, 6 epochs per run. `paper`: configs/simclr_cifar10.py's recipe on
 """
 
 from configs import common
-from configs import quickstart
 from configs import simclr_cifar10
+from configs.experiments import generalized_losses
 from contrastive import sweep
 
 POOL_SIZES = (1, 4, 16, 64, 256, 1024)
 
 
+def small():
+  c = generalized_losses.small()
+  c.data.digits_size = 16
+  return c
+
+
+def paper():
+  c = simclr_cifar10.get_config()
+  c.data.name = "stl10"
+  return c
+
+
 def get_config(arg=None):
-  args = common.experiment_arguments(arg)
-  if args.pop("scale") == "small":
-    c = quickstart.get_config()
-    c.data.digits_size = 16
-    c.train.num_epochs = 6
-  else:
-    c = simclr_cifar10.get_config()
-    c.data.name = "stl10"
-  if "dataset" in args:
-    c.data.name = args.pop("dataset")
-  c.sweep.runs = sweep.grid(data__digits_pool=POOL_SIZES)
-  c.sweep.report = "digits_on_images"
-  return common.apply_arguments(c, common.join_arguments(args))
+  return common.experiment(
+    arg,
+    small=small,
+    paper=paper,
+    runs=sweep.grid(data__digits_pool=POOL_SIZES),
+    report="digits_on_images",
+  )

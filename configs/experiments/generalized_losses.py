@@ -55,17 +55,17 @@ def loss_label(loss_config) -> str:
   return "SWD " + loss_config["distribution"].removeprefix("swd_").replace("gaussian", "Gaussian")
 
 
+def small():
+  c = quickstart.get_config()
+  c.train.num_epochs = 6
+  return c
+
+
 def get_config(arg=None):
-  args = common.experiment_arguments(arg)
-  if args.pop("scale") == "small":
-    c = quickstart.get_config()
-    c.train.num_epochs = 6
-  else:
-    c = simclr_cifar10.get_config()
-  if "dataset" in args:
-    c.data.name = args.pop("dataset")
-  c.sweep.runs = tuple(
-    f"{overrides},model.head_depth={depth}" for _, overrides in LOSSES for depth in HEAD_DEPTHS
+  return common.experiment(
+    arg,
+    small=small,
+    paper=simclr_cifar10.get_config,
+    runs=(f"{o},model.head_depth={depth}" for _, o in LOSSES for depth in HEAD_DEPTHS),
+    report="generalized_losses",
   )
-  c.sweep.report = "generalized_losses"
-  return common.apply_arguments(c, common.join_arguments(args))

@@ -15,6 +15,7 @@ memory bank, 200 epochs). `small`: the Table 1 small settings (embedded `shapes`
 the quickstart's ConvN, in-batch negatives, 6 epochs per run).
 """
 
+from configs import cifar10
 from configs import common
 from configs.experiments import wang_liu_table1
 from contrastive import sweep
@@ -23,7 +24,10 @@ from contrastive import sweep
 def get_config(arg=None):
   args = common.experiment_arguments(arg)
   loss = args.pop("loss", "contrastive")
-  c = wang_liu_table1.get_config(common.join_arguments(args))
-  c.sweep.runs = sweep.grid(loss__name=(loss,), loss__temperature=wang_liu_table1.TEMPERATURES)
-  c.sweep.report = "local_separation"
-  return c
+  return common.experiment(
+    common.join_arguments(args),
+    small=wang_liu_table1.small,
+    paper=cifar10.get_config,
+    runs=sweep.grid(loss__name=(loss,), loss__temperature=wang_liu_table1.TEMPERATURES),
+    report="local_separation",
+  )

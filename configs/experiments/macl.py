@@ -18,8 +18,8 @@ ConvN on the embedded `shapes`, 6 epochs per run.
 """
 
 from configs import common
-from configs import quickstart
 from configs import simclr_cifar10
+from configs.experiments import generalized_losses
 
 RUNS = (
   "loss.name=contrastive,loss.temperature=0.1",
@@ -30,14 +30,10 @@ RUNS = (
 
 
 def get_config(arg=None):
-  args = common.experiment_arguments(arg)
-  if args.pop("scale") == "small":
-    c = quickstart.get_config()
-    c.train.num_epochs = 6
-  else:
-    c = simclr_cifar10.get_config()
-  if "dataset" in args:
-    c.data.name = args.pop("dataset")
-  c.sweep.runs = RUNS
-  c.sweep.report = "macl"
-  return common.apply_arguments(c, common.join_arguments(args))
+  return common.experiment(
+    arg,
+    small=generalized_losses.small,
+    paper=simclr_cifar10.get_config,
+    runs=RUNS,
+    report="macl",
+  )

@@ -19,13 +19,18 @@ TEMPERATURES = (0.05, 0.1, 0.2)
 BITS = (0, 5, 10, 15, 20)
 
 
-def get_config(arg=None):
-  args = common.experiment_arguments(arg)
+def small():
   c = randbit.get_config()
-  c.data.name = args.pop("dataset", "digits" if args["scale"] == "small" else "mnist")
-  if args.pop("scale") == "small":
-    c.data.batch_size = 128
-    c.train.num_epochs = 20
-  c.sweep.runs = sweep.grid(loss__temperature=TEMPERATURES, data__randbit_bits=BITS)
-  c.sweep.report = "randbit"
-  return common.apply_arguments(c, common.join_arguments(args))
+  c.data.update(name="digits", batch_size=128)
+  c.train.num_epochs = 20
+  return c
+
+
+def get_config(arg=None):
+  return common.experiment(
+    arg,
+    small=small,
+    paper=randbit.get_config,
+    runs=sweep.grid(loss__temperature=TEMPERATURES, data__randbit_bits=BITS),
+    report="randbit",
+  )

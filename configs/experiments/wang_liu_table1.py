@@ -35,19 +35,20 @@ from contrastive import sweep
 TEMPERATURES = (0.07, 0.2, 0.3, 0.5, 0.7, 1.0)
 
 
+def small():
+  c = quickstart.get_config()
+  c.data.name = "shapes"
+  c.loss.hard_fraction = 0.5
+  c.train.num_epochs = 6
+  return c
+
+
 def get_config(arg=None):
-  args = common.experiment_arguments(arg)
-  if args.pop("scale") == "small":
-    c = quickstart.get_config()
-    c.data.name = "shapes"
-    c.loss.hard_fraction = 0.5
-    c.train.num_epochs = 6
-  else:
-    c = cifar10.get_config()
-  if "dataset" in args:
-    c.data.name = args.pop("dataset")
-  c.sweep.runs = sweep.grid(
-    loss__name=("contrastive", "hard_contrastive"), loss__temperature=TEMPERATURES
-  ) + ("loss.name=simple", "loss.name=hard_simple")
-  c.sweep.report = "wang_liu_table1"
-  return common.apply_arguments(c, common.join_arguments(args))
+  return common.experiment(
+    arg,
+    small=small,
+    paper=cifar10.get_config,
+    runs=sweep.grid(loss__name=("contrastive", "hard_contrastive"), loss__temperature=TEMPERATURES)
+    + ("loss.name=simple", "loss.name=hard_simple"),
+    report="wang_liu_table1",
+  )
