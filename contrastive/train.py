@@ -454,13 +454,14 @@ def _prepare(config) -> _Run:
     train_examples=config.data.train_examples,
   )
   digit_labels = None
-  if config.data.digits_pool:
+  # .get: configs saved by runs from before digits on images existed lack the fields.
+  if config.data.get("digits_pool", 0):
     (train, test), digit_labels = suppression.paste_digits_on_splits(
       (source.train.images, source.train.labels),
       (source.test.images, source.test.labels),
       pool_size=config.data.digits_pool,
       seed=config.seed,
-      digit_size=config.data.digits_size or None,
+      digit_size=config.data.get("digits_size", 0) or None,
     )
     source = dataclasses.replace(source, train=sources.Split(*train), test=sources.Split(*test))
   train_data = pipeline.to_device(source.train, randbit_bits=config.data.randbit_bits, mesh=mesh)
