@@ -12,6 +12,15 @@ import sys
 import time
 
 
+def read_metrics(workdir: str) -> list[dict]:
+  """The rows of WORKDIR/metrics.jsonl ({"step": s, **metrics}); [] if there is none."""
+  path = os.path.join(workdir, "metrics.jsonl")
+  if not os.path.exists(path):
+    return []
+  with open(path) as f:
+    return [json.loads(line) for line in f if line.strip()]
+
+
 class MetricWriter:
   """Appends {"step": s, **metrics} to WORKDIR/metrics.jsonl and TensorBoard events."""
 
@@ -28,9 +37,7 @@ class MetricWriter:
       return
     os.makedirs(workdir, exist_ok=True)
     path = os.path.join(workdir, "metrics.jsonl")
-    if os.path.exists(path):
-      with open(path) as f:
-        self._rows = [r for r in map(json.loads, f) if r["step"] <= resume_step]
+    self._rows = [r for r in read_metrics(workdir) if r["step"] <= resume_step]
     with open(path, "w") as f:
       f.writelines(json.dumps(r) + "\n" for r in self._rows)
     self._jsonl = open(path, "a")  # noqa: SIM115

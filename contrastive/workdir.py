@@ -20,6 +20,7 @@ import ml_collections
 import numpy as np
 
 from contrastive import checkpoint
+from contrastive import logs
 from contrastive import numerics
 from contrastive.data import pipeline
 
@@ -53,13 +54,8 @@ def load(path: str) -> Run:
     )
   with open(results_path) as f:
     results = json.load(f)
-  metrics = []
-  metrics_path = os.path.join(path, "metrics.jsonl")
-  if os.path.exists(metrics_path):
-    with open(metrics_path) as f:
-      metrics = [json.loads(line) for line in f if line.strip()]
   config = ml_collections.ConfigDict(results.pop("config"))
-  return Run(path, config, results, metrics)
+  return Run(path, config, results, logs.read_metrics(path))
 
 
 def test_features(run: Run, *, max_examples: int | None = None):
