@@ -1,22 +1,24 @@
-"""Entry point: `python run.py --config=configs/NAME.py --workdir=DIR`.
+"""Entry point: `python run.py --config=configs/NAME.py[:ARGS] --workdir=DIR [--config.KEY=V]`.
 
-Parses flags and hands the locked config to the library; nothing else lives here.
+Parses flags, loads the config and hands it to the library (`contrastive.jobs`);
+nothing else lives here. A mistake on the command line (an unknown flag or config
+key, a bad value, a missing config file) prints one line and exits 2, before
+anything is written.
 """
 
 import sys
 
 from absl import app
 from absl import flags
-from ml_collections import config_flags
 
-from contrastive import configuration
-from contrastive import report
-from contrastive import sweep
-from contrastive import train
-from contrastive.data import sources
+from contrastive import config as config_lib
+from contrastive import jobs
 
-_CONFIG = config_flags.DEFINE_config_file(
-  "config", None, "Path to a config file in configs/.", lock_config=True
+_CONFIG = flags.DEFINE_string(
+  "config",
+  None,
+  "configs/NAME.py[:ARGUMENTS]; override any key with --config.KEY=VALUE (e.g. "
+  "--config.loss.temperature=0.5).",
 )
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for all outputs.")
 _DISTRIBUTED = flags.DEFINE_bool(
@@ -29,81 +31,53 @@ _COORDINATOR = flags.DEFINE_string(
 )
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Processes, if not auto-detected.")
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index, if not detected.")
-flags.mark_flags_as_required(["config", "workdir"])
+
+_OVERRIDE = "--config."
+_overrides: list[tuple[str, str]] = []
 
 
-def _relative_penalty_figure(config, workdir):
-  paths = report.write_relative_penalty_figure(
-    workdir,
-    temperatures=config.temperatures,
-    num_points=config.num_points,
-    entropy_temperatures=config.entropy_temperatures,
-  )
-  for name, path in paths.items():
-    print(f"{name}: {path}")
+def _fail(message: str):
+  print(f"error: {message}", file=sys.stderr)
+  sys.exit(2)
 
 
-_SUMMARY_KEYS = (
-  "knn_accuracy",
-  "linear_accuracy",
-  "pixel_knn_accuracy",
-  "uniformity",
-  "tolerance",
-  "alignment",
-  "final_loss",
-  "wall_time_s",
-)
-
-
-def _print_results(results, path):
-  for key in _SUMMARY_KEYS:
-    value = results[key]
-    print(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")
-  print(f"results: {path}")
-
-
-def _train(config, workdir):
-  if config.sweep.runs:
-    try:
-      runs = sweep.expand(config)
-    except ValueError as e:
-      raise configuration.ConfigError(str(e)) from None
-    print(f"sweep of {len(runs)} runs in {workdir}")
-    sweep.run(
-      config,
-      workdir,
-      check=configuration.check,
-      on_result=lambda name, r: _print_results(r, f"{workdir}/{name}/results.json"),
-    )
-    print(f"sweep: {workdir}/{sweep.SWEEP_FILE}")
-    return
-  configuration.check(config)
-  _print_results(train.train_and_evaluate(config, workdir), f"{workdir}/results.json")
-
-
-# config.job -> what runs it.
-JOBS = {"relative_penalty_figure": _relative_penalty_figure, "train": _train}
-
-# Errors that are the user's to fix: printed as one line, no traceback, exit 2.
-USER_ERRORS = (configuration.ConfigError, sources.DatasetNotPreparedError, train.NonFiniteLossError)
+def _parse_flags(argv):
+  """absl's flags, with --config.KEY=VALUE overrides set aside for `config.apply`."""
+  rest = [argv[0]]
+  for arg in argv[1:]:
+    if arg.startswith(_OVERRIDE):
+      key, sep, value = arg[len(_OVERRIDE) :].partition("=")
+      if not sep:
+        _fail(f"{arg}: write config overrides as --config.KEY=VALUE.")
+      _overrides.append((key, value))
+    else:
+      rest.append(arg)
+  try:
+    args = flags.FLAGS(rest)
+  except flags.Error as e:
+    _fail(f"{e}; see --helpfull.")
+  missing = [f"--{name}" for name in ("config", "workdir") if flags.FLAGS[name].value is None]
+  if missing:
+    _fail(f"{' and '.join(missing)} required: python run.py --config=configs/NAME.py --workdir=DIR")
+  return args
 
 
 def main(argv):
   if len(argv) > 1:
-    raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    _fail(f"unexpected arguments: {' '.join(argv[1:])}")
+  try:
+    config = config_lib.load_file(_CONFIG.value, _overrides)
+  except config_lib.ConfigError as e:
+    _fail(str(e))
   if _DISTRIBUTED.value:
     import jax  # noqa: PLC0415
 
     jax.distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
-  config = _CONFIG.value
-  if config.job not in JOBS:
-    raise app.UsageError(f"Unknown job {config.job!r}; valid: {', '.join(JOBS)}.")
   try:
-    JOBS[config.job](config, _WORKDIR.value)
-  except USER_ERRORS as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(2)
+    jobs.run(config, _WORKDIR.value)
+  except jobs.USER_ERRORS as e:
+    _fail(str(e))
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=_parse_flags)

@@ -24,7 +24,7 @@ import jax.numpy as jnp
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from benchmarks import common  # noqa: E402
-from configs import quickstart  # noqa: E402
+from contrastive import recipes  # noqa: E402
 from contrastive import train  # noqa: E402
 
 
@@ -39,30 +39,30 @@ def main():
   args = parser.parse_args()
   common.check_repeats(parser, args.repeats)
   taus = [float(t) for t in args.temperatures.split(",")]
-  config = quickstart.get_config()
+  config = recipes.quickstart()
   config.data.batch_size = args.batch
   config.model.update(encoder=args.encoder, width=args.width)
   config.optimizer.update(schedule="constant")
 
-  run = train._prepare(config)
+  run = train.build_run(config)
   pop_step = train.jit_population_step(run.setup, jnp.asarray(taus))
   population = train.stack_population(run.state, len(taus))
   separate = []
   for tau in taus:
     config.loss.temperature = tau
-    single = train._prepare(config)
+    single = train.build_run(config)
     separate.append([train.jit_train_step(single.setup), single.state])
 
   def time_population():
     nonlocal population
     start = time.perf_counter()
-    population, _ = jax.block_until_ready(pop_step(population, run.train_data, run.root))
+    population, _ = jax.block_until_ready(pop_step(population, run.data.train, run.root))
     return time.perf_counter() - start
 
   def time_separate():
     start = time.perf_counter()
     for entry in separate:
-      entry[1], _ = jax.block_until_ready(entry[0](entry[1], run.train_data, run.root))
+      entry[1], _ = jax.block_until_ready(entry[0](entry[1], run.data.train, run.root))
     return time.perf_counter() - start
 
   start = time.perf_counter()

@@ -22,10 +22,8 @@ import jax
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from benchmarks import common  # noqa: E402
-from configs import simclr_cifar10  # noqa: E402
+from contrastive import recipes  # noqa: E402
 from contrastive import train  # noqa: E402
-from contrastive.data import pipeline  # noqa: E402
-from contrastive.data import sources  # noqa: E402
 
 
 def _step_flops(step, *args) -> float:
@@ -58,17 +56,13 @@ def main():
   parser.add_argument("--json", default=None)
   args = parser.parse_args()
   common.check_repeats(parser, args.repeats)
-  config = simclr_cifar10.get_config()
+  config = recipes.simclr_cifar()
   config.data.update(name="shapes", batch_size=args.batch)  # CIFAR-shaped, no download
   config.model.update(dtype=args.dtype, width=args.width)
   config.optimizer.update(name="sgd", schedule="constant", learning_rate=0.03)
-  mesh = train.make_mesh()
-  source = sources.load("shapes")
-  data = pipeline.to_device(source.train, mesh=mesh)
-  setup, _ = train._setup(config, mesh, data.num_examples)
-  root = jax.random.key(0)
-  state = train.create_state(setup, root, source.image_shape, data.num_examples)
-  step = train.jit_train_step(setup)
+  run = train.build_run(config)
+  state, data, root = run.state, run.data.train, run.root
+  step = train.jit_train_step(run.setup)
   flops = _step_flops(step, state, data, root)
   state, _ = jax.block_until_ready(step(state, data, root))  # compile + warm up
   times = []

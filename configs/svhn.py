@@ -3,16 +3,13 @@
 Command:
   python run.py --config=configs/svhn.py:loss=hard_contrastive,temperature=0.7 --workdir=DIR
 
-Published linear accuracy (Table 1): contrastive 92.55 / 95.47 / 94.17 / 92.07 at tau
-0.07 / 0.3 / 0.7 / 1.0; hard contrastive 91.82 / 94.79 / 95.02 / 95.26; simple 70.83;
-HardSimple 94.99. Needs the dataset prepared: tfds build svhn_cropped --data_dir=DIR.
+The published numbers: `contrastive.experiments.wang_liu_table1` (PUBLISHED["svhn_cropped"]).
+Needs the dataset prepared: tfds build svhn_cropped --data_dir=DIR.
 """
 
-from configs import cifar10
-from configs import common
+from contrastive import config
+from contrastive import recipes
 
 
 def get_config(arg=None):
-  c = cifar10.get_config()
-  c.data.name = "svhn_cropped"
-  return common.apply_arguments(c, arg)
+  return config.apply(recipes.wang_liu("svhn_cropped"), arg)

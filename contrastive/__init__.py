@@ -1,7 +1,8 @@
 """contrastive: reference JAX implementations for studying the contrastive loss.
 
-`import contrastive` gives the pure kernels and analyses (JAX only); figures live
-in `contrastive.report` (imports matplotlib) and are imported on their own.
+`import contrastive` gives the pure kernels and analyses (JAX only); the trainer
+(`contrastive.train`), the paper studies (`contrastive.experiments`, which import
+matplotlib) and the rest are imported on their own.
 """
 
 from contrastive import analysis

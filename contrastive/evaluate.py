@@ -1,4 +1,5 @@
-"""Evaluation of learned features: weighted kNN, linear probe, representation metrics.
+"""Evaluation of learned features: weighted kNN, linear probe, representation metrics,
+and `evaluate_state`, which computes them all for a trained state (results.json).
 
 kNN follows Wu et al. (NPID): cosine similarity to every training feature, the k
 nearest vote for their labels with weight exp(s / T), the heaviest class wins.
@@ -8,10 +9,13 @@ import functools
 
 import jax
 import jax.numpy as jnp
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 import numpy as np
 
 from contrastive import metrics
 from contrastive import numerics
+from contrastive.data import pipeline
 
 # Wu et al.'s defaults, used by Wang & Liu and most contrastive papers' kNN monitors.
 KNN_K = 200
@@ -169,3 +173,102 @@ def representation_metrics(z, labels, z_view1, z_view2, *, k=10) -> dict:
     "alignment": float(metrics.alignment(z_view1, z_view2)),
     "local_separation": [float(v) for v in metrics.local_separation(z_view1, z_view2, k=k)],
   }
+
+
+# ----------------------------------------------------------------------------------
+# A trained state, evaluated as results.json reports it.
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _forward(model, variables, x):
+  return model.apply(variables, x, train=False)
+
+
+def encode(model, state, images, *, batch_size: int = 512):
+  """Encoder features and projections (eval-mode BatchNorm) of float images [N, ...].
+
+  `state` holds the model's `params` and `batch_stats`. One compiled forward pass
+  serves every call (the variables are arguments).
+
+  Returns:
+    (features [N, F], projections [N, D]) as float32 NumPy arrays.
+  """
+  variables = {"params": state.params, "batch_stats": state.batch_stats}
+  feats, projs = [], []
+  for i in range(0, images.shape[0], batch_size):
+    f, z = _forward(model, variables, images[i : i + batch_size])
+    feats.append(np.asarray(f, np.float32))
+    projs.append(np.asarray(z, np.float32))
+  return np.concatenate(feats), np.concatenate(projs)
+
+
+def evaluate_state(config, run, state) -> dict:
+  """kNN, linear probe, pixel kNN and representation metrics of a trained state.
+
+  `run` is the `train.Run` the state belongs to (its setup, data and root key);
+  `state` holds `params` and `batch_stats` (a `train.TrainState`).
+
+  Features are computed once with the backbone frozen (eval-mode BatchNorm); the
+  data are replicated first, so every process holds them whole. The same features
+  are also probed for each of the run's extra label sets (`run.data.probes`, e.g.
+  the pasted digit: digit_knn_accuracy and digit_linear_accuracy).
+  """
+  replicate = jax.jit(lambda x: x, out_shardings=NamedSharding(run.setup.mesh, P()))
+  train_data, test_data = replicate(run.data.train), replicate(run.data.test)
+  train_x = pipeline.eval_images(train_data, 0, train_data.num_examples)
+  test_x = pipeline.eval_images(test_data, 0, test_data.num_examples)
+  train_y = np.asarray(train_data.labels)[: train_data.num_examples]
+  test_y = np.asarray(test_data.labels)[: test_data.num_examples]
+  train_f, _ = encode(run.setup.model, state, train_x)
+  test_f, test_z = encode(run.setup.model, state, test_x)
+  v1, v2 = pipeline.eval_views(test_data, jax.random.fold_in(run.root, 3), run.setup.augment)
+  _, z1 = encode(run.setup.model, state, v1)
+  _, z2 = encode(run.setup.model, state, v2)
+
+  def knn(train_features, train_labels, test_features, test_labels, classes):
+    return knn_accuracy(
+      train_features,
+      train_labels,
+      test_features,
+      test_labels,
+      num_classes=classes,
+      k=config.eval.knn_k,
+      temperature=config.eval.knn_temperature,
+    )
+
+  def linear(train_labels, test_labels, classes):
+    return linear_probe(
+      train_f,
+      train_labels,
+      test_f,
+      test_labels,
+      num_classes=classes,
+      epochs=config.eval.linear_epochs,
+      learning_rate=config.eval.linear_learning_rate,
+      batch_size=config.eval.linear_batch_size,
+      decay_epochs=config.eval.linear_decay_epochs,
+      decay_factor=config.eval.linear_decay_factor,
+      seed=config.seed,
+    )
+
+  num_classes = run.data.num_classes
+  results = {
+    "knn_accuracy": knn(train_f, train_y, test_f, test_y, num_classes),
+    "linear_accuracy": linear(train_y, test_y, num_classes),
+    "pixel_knn_accuracy": knn(
+      np.asarray(train_x).reshape(len(train_y), -1),
+      train_y,
+      np.asarray(test_x).reshape(len(test_y), -1),
+      test_y,
+      num_classes,
+    ),
+    **representation_metrics(test_z, test_y, z1, z2),
+  }
+  for name, probe in run.data.probes.items():
+    results[f"{name}_knn_accuracy"] = knn(
+      train_f, probe.train_labels, test_f, probe.test_labels, probe.num_classes
+    )
+    results[f"{name}_linear_accuracy"] = linear(
+      probe.train_labels, probe.test_labels, probe.num_classes
+    )
+  return results

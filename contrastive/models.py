@@ -147,6 +147,10 @@ class ContrastiveModel(nn.Module):
     return features, self.head(features, train)
 
 
+# model.dtype -> the models' computation dtype. Parameters are float32, except with
+# float64 (which needs `jax_enable_x64`; for exactness checks, not for training).
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float64": jnp.float64}
+
 ENCODERS = {
   "resnet18": functools.partial(ResNet, stage_sizes=(2, 2, 2, 2), block=BasicBlock),
   "resnet34": functools.partial(ResNet, stage_sizes=(3, 4, 6, 3), block=BasicBlock),

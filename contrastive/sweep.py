@@ -1,69 +1,26 @@
 """Sweeps: a grid of training runs declared in a config, each in its own subdirectory.
 
 A config declares its runs in `sweep.runs`, a tuple of override strings such as
-"loss.name=hard_contrastive,loss.temperature=0.7" (full config keys, comma-
-separated); `grid` builds them as a product of axes. `run` trains every run whose
-WORKDIR/NAME/results.json does not exist yet (a run interrupted mid-way resumes
-from its checkpoints) and rewrites WORKDIR/sweep.json after each one, so an
-interrupted sweep re-run with the same command finishes only the missing runs.
+"loss.name=hard_contrastive,loss.temperature=0.7" (`config.grid` builds them as a
+product of axes; `config.apply` parses them, as it parses every override). `run`
+trains every run whose WORKDIR/NAME/results.json does not exist yet (a run
+interrupted mid-way resumes from its checkpoints) and rewrites WORKDIR/sweep.json
+after each one, so an interrupted sweep re-run with the same command finishes only
+the missing runs. sweep.json holds the sweep's config and one entry per finished
+run; `read` loads it back (`contrastive.experiments.write_report` reports from it).
 
 With `sweep.population = True`, runs that differ only in `loss.temperature` train
 together as one vmapped program (`train.train_population`), sharing every batch;
 their checkpoint lives in WORKDIR/populations/NAME.
 """
 
-import itertools
 import json
 import os
 
-import jax
-
-from contrastive import report
+from contrastive import config as config_lib
 from contrastive import train
 
 SWEEP_FILE = "sweep.json"
-
-
-def grid(**axes) -> tuple[str, ...]:
-  """Override strings for the product of `axes` (section__field=values).
-
-  Example: grid(loss__temperature=(0.1, 0.2), loss__name=("contrastive",)) ->
-  ("loss.temperature=0.1,loss.name=contrastive", "loss.temperature=0.2,...").
-  """
-  keys = [k.replace("__", ".") for k in axes]
-  return tuple(
-    ",".join(f"{k}={v}" for k, v in zip(keys, values, strict=True))
-    for values in itertools.product(*axes.values())
-  )
-
-
-def parse_value(key: str, value: str, current):
-  """The text `value` for config field `key`, typed like its `current` value."""
-  if isinstance(current, bool):
-    if value not in ("True", "False"):
-      raise ValueError(f"Sweep override {key}={value}: expected True or False.")
-    return value == "True"
-  if current is None:  # an unset placeholder: a number if it reads as one
-    try:
-      return float(value)
-    except ValueError:
-      return value
-  return type(current)(value)
-
-
-def apply_overrides(config, overrides: str):
-  """A copy of `config` with "section.field=value,..." applied (typed like the field)."""
-  run_config = config.copy_and_resolve_references()
-  run_config.unlock()
-  run_config.sweep.runs = ()
-  run_config.lock()
-  for item in filter(None, overrides.split(",")):
-    key, sep, value = item.partition("=")
-    section, dot, field = key.partition(".")
-    if not sep or not dot or section not in run_config or field not in run_config[section]:
-      raise ValueError(f"Bad sweep override {item!r}: use section.field=value with existing keys.")
-    run_config[section][field] = parse_value(key, value, run_config[section][field])
-  return run_config
 
 
 def run_name(overrides: str) -> str:
@@ -72,11 +29,18 @@ def run_name(overrides: str) -> str:
 
 
 def expand(config) -> list[tuple[str, str, object]]:
-  """(name, overrides, config) of every run the sweep declares, in order."""
-  runs = [(run_name(o), o, apply_overrides(config, o)) for o in config.sweep.runs]
+  """(name, overrides, config) of every run the sweep declares, in order.
+
+  Raises:
+    config.ConfigError: a run's overrides name a key that does not exist, or two
+      runs are the same.
+  """
+  runs = [(run_name(o), o, config_lib.with_overrides(config, o)) for o in config.sweep.runs]
   names = [r[0] for r in runs]
   if len(set(names)) != len(names):
-    raise ValueError("sweep.runs has duplicate entries; each run needs distinct overrides.")
+    raise config_lib.ConfigError(
+      "sweep.runs has duplicate entries; each run needs distinct overrides."
+    )
   return runs
 
 
@@ -109,13 +73,37 @@ def summary(workdir: str, runs) -> list[dict]:
   return entries
 
 
-def _write_summary(workdir, runs) -> list[dict]:
+def _write_summary(workdir, config, runs) -> list[dict]:
   entries = summary(workdir, runs)
   tmp = os.path.join(workdir, SWEEP_FILE + ".tmp")
   with open(tmp, "w") as f:
-    json.dump({"declared_runs": len(runs), "runs": entries}, f, indent=1)
+    json.dump(
+      {"declared_runs": len(runs), "runs": entries, "config": config.to_dict()},
+      f,
+      indent=1,
+      default=str,
+    )
   os.replace(tmp, os.path.join(workdir, SWEEP_FILE))  # never a half-written sweep.json
   return entries
+
+
+def read(workdir: str) -> tuple[object, list[dict]]:
+  """(config, entries) of the sweep in WORKDIR/sweep.json.
+
+  The config is the sweep's own, merged over today's base (`config.from_saved`), so
+  sweeps written by older versions load; those from before sweep.json held it take
+  their first run's.
+  """
+  path = os.path.join(workdir, SWEEP_FILE)
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"No {SWEEP_FILE} in {workdir}: not a sweep's directory.")
+  with open(path) as f:
+    saved = json.load(f)
+  entries = saved["runs"]
+  config = saved.get("config") or (entries[0]["config"] if entries else None)
+  if config is None:
+    raise ValueError(f"{path} has no finished run and no config: nothing to report.")
+  return config_lib.from_saved(config), entries
 
 
 def run(config, workdir: str, *, check=None, on_result=None) -> list[dict]:
@@ -125,8 +113,6 @@ def run(config, workdir: str, *, check=None, on_result=None) -> list[dict]:
     config: a training config with a non-empty `sweep.runs`.
     workdir: the sweep's directory (one subdirectory per run).
     check: called on every run's config before any training (a config check).
-      `sweep.report`, when set, names the writer of WORKDIR/report.md
-      (`report.REPORTS`), run once every run has finished.
     on_result: called with (name, results) after each run finishes.
 
   Returns:
@@ -150,11 +136,8 @@ def run(config, workdir: str, *, check=None, on_result=None) -> list[dict]:
     else:
       name, _, run_config = group[0]
       results = [train.train_and_evaluate(run_config, os.path.join(workdir, name))]
-    _write_summary(workdir, runs)
+    _write_summary(workdir, config, runs)
     if on_result is not None:
       for (name, _, _), r in zip(group, results, strict=True):
         on_result(name, r)
-  entries = _write_summary(workdir, runs)
-  if config.sweep.report and jax.process_index() == 0:
-    report.REPORTS[config.sweep.report](workdir, entries, config)
-  return entries
+  return _write_summary(workdir, config, runs)

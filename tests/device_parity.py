@@ -16,7 +16,7 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from configs import quickstart  # noqa: E402
+from contrastive import recipes  # noqa: E402
 from contrastive import train  # noqa: E402
 from contrastive.data import pipeline  # noqa: E402
 from contrastive.data import sources  # noqa: E402
@@ -33,13 +33,13 @@ def main():
   source = sources.load("digits")
   out = {}
   for name, loss in VARIANTS.items():
-    config = quickstart.get_config()
+    config = recipes.quickstart()
     config.model.encoder, config.model.out_dim = "convn", 32
     config.data.batch_size, config.data.augment, config.data.image_size = 16, "randbit", 28
     config.loss.update(loss)
     mesh = train.make_mesh()
     data = pipeline.to_device(source.train, mesh=mesh)
-    setup, _ = train._setup(config, mesh, data.num_examples)
+    setup, _ = train.make_setup(config, mesh, data.num_examples)
     root = jax.random.key(0)
     state = train.create_state(
       setup, jax.random.fold_in(root, 0), source.image_shape, len(source.train.labels)

@@ -16,21 +16,21 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-from configs import quickstart  # noqa: E402
+from contrastive import recipes  # noqa: E402
 from contrastive import train  # noqa: E402
 
 
 def main(dtype, steps, learning_rate, taus):
-  config = quickstart.get_config()
+  config = recipes.quickstart()
   config.data.update(name="digits", image_size=28, augment="randbit", batch_size=32)
   config.data.train_examples = 320
   config.model.update(encoder="convn", out_dim=32, dtype=dtype)
   config.optimizer.learning_rate = learning_rate
-  run = train._prepare(config)
+  run = train.build_run(config)
   states = train.stack_population(run.state, len(taus))
   step = train.jit_population_step(run.setup, jnp.asarray(taus))
   for _ in range(steps):
-    states, _ = step(states, run.train_data, run.root)
+    states, _ = step(states, run.data.train, run.root)
   members = [jax.tree.map(lambda x, i=i: np.asarray(x[i]), states.params) for i in range(len(taus))]
 
   def max_diff(a, b):
@@ -39,11 +39,11 @@ def main(dtype, steps, learning_rate, taus):
   to_separate = []
   for i, tau in enumerate(taus):
     config.loss.temperature = tau
-    single = train._prepare(config)
+    single = train.build_run(config)
     step_fn = train.jit_train_step(single.setup)
     state = single.state
     for _ in range(steps):
-      state, _ = step_fn(state, single.train_data, single.root)
+      state, _ = step_fn(state, single.data.train, single.root)
     to_separate.append(max_diff(members[i], jax.tree.map(np.asarray, state.params)))
   between = min(max_diff(members[i], members[i + 1]) for i in range(len(taus) - 1))
   print(json.dumps({"to_separate": to_separate, "between_members": between}))

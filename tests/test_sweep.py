@@ -10,48 +10,69 @@ import time
 import numpy as np
 import pytest
 
-from configs import common
+from contrastive import config as config_lib
+from contrastive import saved
 from contrastive import sweep
-from contrastive import workdir as workdir_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_grid_and_overrides_are_typed_and_checked():
-  runs = sweep.grid(loss__name=("contrastive", "simple"), loss__temperature=(0.1, 0.5))
+  runs = config_lib.grid(loss__name=("contrastive", "simple"), loss__temperature=(0.1, 0.5))
   assert runs == (
     "loss.name=contrastive,loss.temperature=0.1",
     "loss.name=contrastive,loss.temperature=0.5",
     "loss.name=simple,loss.temperature=0.1",
     "loss.name=simple,loss.temperature=0.5",
   )
-  config = common.base()
-  run = sweep.apply_overrides(
+  config = config_lib.base()
+  run = config_lib.with_overrides(
     config, "loss.temperature=0.5,data.batch_size=64,loss.normalize=False"
   )
   assert run.loss.temperature == 0.5 and run.data.batch_size == 64 and run.loss.normalize is False
   assert config.loss.temperature == 0.2  # the base config is not modified
-  run = sweep.apply_overrides(config, "loss.hard_fraction=0.25")  # an unset placeholder
+  run = config_lib.with_overrides(config, "loss.hard_fraction=0.25")  # an unset placeholder
   assert run.loss.hard_fraction == 0.25
-  with pytest.raises(ValueError, match="loss.temprature"):
-    sweep.apply_overrides(config, "loss.temprature=0.5")
+  # Short names, and tuples with commas inside brackets, parse the same way.
+  run = config_lib.with_overrides(config, "temperature=0.7,optimizer.decay_epochs=(10, 20)")
+  assert run.loss.temperature == 0.7 and run.optimizer.decay_epochs == (10, 20)
+  for bad, message in (
+    ("loss.temprature=0.5", "No config key 'loss.temprature'"),
+    ("data.batch_size=6.5", "data.batch_size=6.5: expected an integer"),
+    ("loss.normalize=yes", "loss.normalize=yes: expected True or False"),
+    ("loss.temperature", "Bad override 'loss.temperature': use key=value"),
+  ):
+    with pytest.raises(config_lib.ConfigError, match=message):
+      config_lib.with_overrides(config, bad)
   config.sweep.runs = ("loss.temperature=0.5", "loss.temperature=0.5")
-  with pytest.raises(ValueError, match="duplicate"):
+  with pytest.raises(config_lib.ConfigError, match="duplicate"):
     sweep.expand(config)
 
 
+def test_a_saved_config_merges_over_todays_base():
+  saved_config = config_lib.base().to_dict()
+  del saved_config["data"]["digits_pool"]  # a run saved before digits on images existed
+  saved_config["data"]["retired_key"] = 1  # a key this version no longer reads
+  saved_config["optimizer"]["decay_epochs"] = [10, 20]  # JSON turned the tuple into a list
+  saved_config["loss"]["temperature"] = 0.7
+  config = config_lib.from_saved(json.loads(json.dumps(saved_config)))
+  assert config.data.digits_pool == 0 and "retired_key" not in config.data
+  assert config.optimizer.decay_epochs == (10, 20) and config.loss.temperature == 0.7
+  config_lib.check(config)
+
+
 _SWEEP_CONFIG = """
-from configs import quickstart
-from contrastive import sweep
+from contrastive import config
+from contrastive import recipes
 
 
 def get_config():
-  c = quickstart.get_config()
+  c = recipes.quickstart()
   c.data.update(name="digits", image_size=28, augment="randbit", batch_size=32, train_examples=96)
   c.model.update(encoder="convn", out_dim=16, hidden_dim=32)
   c.train.update(num_epochs=2, log_every=1, tensorboard=False)
   c.eval.update(linear_epochs=2, linear_decay_epochs=())
-  c.sweep.runs = sweep.grid(loss__name=("contrastive",), loss__temperature=(0.1, 0.5)) + (
+  c.sweep.runs = config.grid(loss__name=("contrastive",), loss__temperature=(0.1, 0.5)) + (
     "loss.name=simple",
   )
   c.sweep.population = True
@@ -101,8 +122,7 @@ def test_interrupted_sweep_finishes_only_the_missing_runs(tmp_path):
   assert logged and all(t == pytest.approx(0.5) for t in logged)
   # A member's model is rebuilt from the population's stacked checkpoint.
   feats = [
-    workdir_lib.test_features(workdir_lib.load(str(workdir / n)), max_examples=40)[0]
-    for n in population
+    saved.test_features(saved.load(str(workdir / n)), max_examples=40)[0] for n in population
   ]
   assert feats[0].shape == feats[1].shape and feats[0].shape[0] == 40
   assert np.abs(feats[0] - feats[1]).max() > 1e-3  # trained at different tau

@@ -7,12 +7,12 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from configs import quickstart  # noqa: E402
+from contrastive import recipes  # noqa: E402
 from contrastive import train  # noqa: E402
 
 
 def tiny_config():
-  config = quickstart.get_config()
+  config = recipes.quickstart()
   config.data.name, config.data.image_size, config.data.augment = "digits", 28, "randbit"
   config.data.batch_size = 64
   config.model.encoder, config.model.out_dim = "convn", 32

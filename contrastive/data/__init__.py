@@ -7,4 +7,6 @@
 * `pipeline`: datasets held on the accelerator and batches gathered and augmented
   there; epoch order from (seed, epoch), so a resumed run sees the same batches.
 * `suppression`: RandBit, digits-on-images and MultiDigits (Chen et al.).
+* `datasets`: `prepare(config.data)`, a run's data as the trainer and evaluation
+  read it (both splits on the device, suppression applied, probe label sets).
 """

@@ -152,13 +152,29 @@ def eval_images(data: DeviceData, start: int, size: int) -> jax.Array:
   return images
 
 
+def eval_views(data: DeviceData, key, config: augment.AugmentConfig):
+  """Two augmented views of every example of `data`, for representation metrics.
+
+  Image i's views use fold_in(key, i); RandBit bits are appended after
+  augmentation, as in training. Returns 2 x float32 [num_examples, S, S, C(+bits)].
+  """
+  n = data.num_examples
+  v1, v2 = augment.augment_batch(key, data.images[:n], config)
+  if data.bits is not None:
+    bits = data.bits[:n]
+    v1, v2 = suppression.append_bits(v1, bits), suppression.append_bits(v2, bits)
+  return v1, v2
+
+
 def stream_batches(
   ds, *, batch_size: int, config: augment.AugmentConfig, seed: int, shuffle_buffer: int = 10_000
 ):
   """Host side of a streamed dataset: decode, two random crops + flips, batch.
 
   For datasets that do not fit on the device (ImageNet-100, from
-  `sources.imagenet100_stream`). Each image's two crops use TF's stateless
+  `sources.imagenet100_stream`). Not used by the trainer yet, which trains on
+  in-memory datasets only (`config.check` rejects `imagenet100`); tested on its
+  own. Each image's two crops use TF's stateless
   `sample_distorted_bounding_box` (the same area and aspect ranges as
   `augment.crop_box`, up to 10 attempts, whole image as fallback; TF's sampler,
   not torchvision's, so boxes are not bit-identical) and antialiased bilinear

@@ -235,7 +235,8 @@ def imagenet100_stream(
   Filters TFDS `imagenet2012` to `IMAGENET100_CLASSES` and relabels to their
   positions; decoding happens on the host, with the files of this process's shard
   shuffled reproducibly for `seed` (train). Crops and colour augmentation are the
-  caller's (`pipeline.StreamingBatches` crops on the host, colour on device).
+  caller's (`pipeline.stream_batches` crops on the host, colour on device). Not
+  used by the trainer yet, which trains on in-memory datasets only.
 
   Args:
     split: "train" or "validation" (TFDS's names).

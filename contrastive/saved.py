@@ -1,14 +1,15 @@
-"""A finished run's directory, for analysis: its config, metrics, results and features.
+"""A saved run, for analysis: its config, metrics, results and features.
 
-  from contrastive import workdir
-  run = workdir.load("/tmp/contrastive/quickstart")
+  from contrastive import saved
+  run = saved.load("/tmp/contrastive/quickstart")
   steps, loss = run.series("loss")
-  feats, projs, labels = workdir.test_features(run)
-  xy = workdir.pca_2d(feats)
+  feats, projs, labels = saved.test_features(run)
+  xy = saved.pca_2d(feats)
 
 Works on any run written by `run.py`: a single run, a sweep's run directory, or a
 member of a temperature population (whose parameters live in the population's
-stacked checkpoint; `results.json` says where).
+stacked checkpoint; `results.json` says where). A run saved by an older version
+loads too: its config is merged over today's schema (`config.from_saved`).
 """
 
 import dataclasses
@@ -20,8 +21,11 @@ import ml_collections
 import numpy as np
 
 from contrastive import checkpoint
+from contrastive import config as config_lib
+from contrastive import evaluate
 from contrastive import logs
 from contrastive import numerics
+from contrastive import train
 from contrastive.data import pipeline
 
 
@@ -54,7 +58,7 @@ def load(path: str) -> Run:
     )
   with open(results_path) as f:
     results = json.load(f)
-  config = ml_collections.ConfigDict(results.pop("config"))
+  config = config_lib.from_saved(results.pop("config"))
   return Run(path, config, results, logs.read_metrics(path))
 
 
@@ -65,10 +69,8 @@ def test_features(run: Run, *, max_examples: int | None = None):
   Returns:
     (features [N, F], projections [N, D], labels [N]) as NumPy arrays.
   """
-  from contrastive import train  # noqa: PLC0415 - train imports this module's users
-
-  prepared = train._prepare(run.config)
-  state = prepared.state
+  built = train.build_run(run.config)
+  state = built.state
   directory = os.path.join(run.path, "checkpoints")
   member = run.results.get("population_member")
   if member is not None:
@@ -85,10 +87,10 @@ def test_features(run: Run, *, max_examples: int | None = None):
     ckpt.close()
   if member is not None:
     state = jax.tree.map(lambda x: x[member], state)
-  test = train._test_data(run.config, prepared)
+  test = built.data.test
   n = test.num_examples if max_examples is None else min(max_examples, test.num_examples)
   images = pipeline.eval_images(test, 0, n)
-  feats, projs = train.encode(prepared.setup, state, images)
+  feats, projs = evaluate.encode(built.setup.model, state, images)
   return feats, projs, np.asarray(test.labels)[:n]
 
 

@@ -1,0 +1,423 @@
+"""The training config's schema: the complete base, its checks, and one override parser.
+
+Every key the trainer reads is set in `base()`, so a typo is an error, not a silent
+default. Recipes (`contrastive.recipes`, `configs/`) edit a copy of it; `check`
+rejects impossible values before any compute, one line per mistake
+(`ConfigError`); `apply` is the one parser of overrides, used alike by config
+arguments (`configs/cifar10.py:loss=hard_contrastive,temperature=0.7`), sweep
+runs ("loss.name=simple") and command-line flags (`--config.loss.temperature=0.5`).
+`load_file` loads a config file as `run.py` does; `from_saved` reads the config a
+run saved, merged over today's base so older runs load.
+"""
+
+import ast
+import difflib
+import importlib.util
+import inspect
+import itertools
+import os
+
+import jax
+import ml_collections
+from ml_collections import config_dict
+
+from contrastive import losses
+from contrastive import models
+from contrastive import objective
+from contrastive import optim
+from contrastive.data import augment
+from contrastive.data import sources
+
+
+class ConfigError(ValueError):
+  """A config value or argument that cannot work; the message says what to change."""
+
+
+def base() -> ml_collections.ConfigDict:
+  """The complete training config: every key the trainer reads, at its default."""
+  c = ml_collections.ConfigDict()
+  c.job = "train"
+  c.seed = 0
+  c.data = ml_collections.ConfigDict(
+    dict(
+      name="shapes",
+      data_dir="",
+      batch_size=128,
+      image_size=32,
+      augment="simclr_cifar",
+      randbit_bits=0,
+      digits_pool=0,  # digits on images: paste one of the first k digits on each image (0 = off)
+      digits_size=0,  # resize those digits to this side in pixels (0 = unresized, 28)
+      train_examples=0,  # use only the first N training examples (0 = all)
+    )
+  )
+  c.model = ml_collections.ConfigDict(
+    dict(
+      encoder="resnet18",
+      stem="cifar",
+      width=64,
+      out_dim=128,
+      hidden_dim=512,
+      head_depth=2,
+      dtype="float32",
+    )
+  )
+  c.loss = ml_collections.ConfigDict(
+    dict(
+      name="contrastive",
+      layout="simclr",
+      temperature=0.2,
+      num_hard=4095,
+      hard_fraction=config_dict.placeholder(float),
+      simple_weight=config_dict.placeholder(float),
+      macl_alpha=0.5,
+      macl_alignment_ref=0.0,
+      macl_schedule="linear",
+      distribution="logsumexp",
+      weight=1.0,
+      normalize=True,
+      bank_momentum=0.5,
+    )
+  )
+  c.optimizer = ml_collections.ConfigDict(
+    dict(
+      name="sgd",
+      learning_rate=0.03,
+      momentum=0.9,
+      weight_decay=5e-4,
+      exclude_bn_and_bias=False,
+      schedule="step",
+      warmup_epochs=0.0,
+      decay_epochs=(160, 190),
+      decay_factor=0.1,
+    )
+  )
+  c.train = ml_collections.ConfigDict(
+    dict(
+      num_epochs=200, log_every=50, tensorboard=True, checkpoint_every=1000, checkpoints_to_keep=3
+    )
+  )
+  c.eval = ml_collections.ConfigDict(
+    dict(
+      knn_k=200,
+      knn_temperature=0.1,
+      linear_epochs=100,
+      linear_learning_rate=30.0,
+      linear_batch_size=256,
+      linear_decay_epochs=(40, 60, 80),
+      linear_decay_factor=0.2,
+    )
+  )
+  # A grid of runs (contrastive.sweep): override strings, one per run, each trained
+  # in WORKDIR/<overrides>; population=True trains runs that differ only in
+  # loss.temperature as one vmapped program; report names the paper study
+  # (contrastive.experiments.names()) whose WORKDIR/report.md is written at the end.
+  c.sweep = ml_collections.ConfigDict(dict(runs=(), population=False, report=""))
+  return c
+
+
+# ----------------------------------------------------------------------------------
+# Checks.
+
+
+def _choice(what: str, value, valid) -> None:
+  if value not in valid:
+    raise ConfigError(f"Unknown {what} {value!r}; valid: {', '.join(valid)}.")
+
+
+def check(config) -> None:
+  """Raises ConfigError on the first impossible value in a training config."""
+  _choice("loss (loss.name)", config.loss.name, tuple(objective.LOSSES))
+  _choice("negative layout (loss.layout)", config.loss.layout, objective.LAYOUTS)
+  _choice("optimizer (optimizer.name)", config.optimizer.name, optim.OPTIMIZERS)
+  _choice("schedule (optimizer.schedule)", config.optimizer.schedule, optim.SCHEDULES)
+  _choice("encoder (model.encoder)", config.model.encoder, tuple(models.ENCODERS))
+  _choice("dataset (data.name)", config.data.name, sources.names())
+  if config.data.name in sources.STREAMING_DATASETS:
+    trainable = ", ".join(n for n in sources.names() if n not in sources.STREAMING_DATASETS)
+    raise ConfigError(
+      f"data.name={config.data.name!r} is not trainable yet (it streams from disk and the "
+      f"trainer reads in-memory datasets only); use one of: {trainable}."
+    )
+  _choice("augmentation (data.augment)", config.data.augment, tuple(augment.PRESETS))
+  _choice("model.dtype", config.model.dtype, tuple(models.DTYPES))
+  if config.model.dtype == "float64" and not jax.config.jax_enable_x64:
+    raise ConfigError("model.dtype='float64' needs JAX_ENABLE_X64=1 in the environment.")
+  if config.loss.name == "generalized":
+    _choice(
+      "distribution (loss.distribution)",
+      config.loss.distribution,
+      tuple(losses.GENERALIZED_DISTRIBUTIONS),
+    )
+  if not config.loss.temperature > 0:
+    raise ConfigError(f"loss.temperature must be > 0, got {config.loss.temperature}.")
+  positive = {
+    "data.batch_size": config.data.batch_size,
+    "train.num_epochs": config.train.num_epochs,
+    "optimizer.learning_rate": config.optimizer.learning_rate,
+    "train.log_every": config.train.log_every,
+  }
+  for name, value in positive.items():
+    if not value > 0:
+      raise ConfigError(f"{name} must be > 0, got {value}.")
+  if config.data.digits_pool < 0 or config.data.digits_size < 0:
+    raise ConfigError(
+      f"data.digits_pool and data.digits_size must be >= 0 (0 = off / unresized), got "
+      f"{config.data.digits_pool} and {config.data.digits_size}."
+    )
+  if config.data.digits_pool and jax.process_count() > 1:
+    raise ConfigError(
+      "data.digits_pool (digits on images) pastes digits on whole splits in one process; "
+      "run it on a single host."
+    )
+  if config.data.train_examples < 0:
+    raise ConfigError(
+      f"data.train_examples must be >= 0 (0 = all), got {config.data.train_examples}."
+    )
+  devices = jax.device_count()
+  if config.data.batch_size % devices:
+    raise ConfigError(
+      f"data.batch_size={config.data.batch_size} is not divisible by the {devices} devices; "
+      f"use a multiple of {devices}."
+    )
+  if config.loss.layout == "memory_bank" and config.loss.name == "generalized":
+    raise ConfigError("loss.name='generalized' uses in-batch views; set loss.layout='simclr'.")
+  if not 0 <= config.loss.bank_momentum < 1:
+    raise ConfigError(f"loss.bank_momentum must be in [0, 1), got {config.loss.bank_momentum}.")
+  if config.loss.name == "macl":
+    try:
+      losses.check_macl_schedule(
+        config.loss.macl_schedule, config.loss.macl_alpha, config.loss.macl_alignment_ref
+      )
+    except ValueError as e:
+      raise ConfigError(str(e)) from None
+
+
+# ----------------------------------------------------------------------------------
+# Overrides: "key=value,key=value", keys full ("loss.temperature") or short.
+
+# Short names -> full keys, for `configs/NAME.py:loss=hard_contrastive,temperature=0.7`.
+SHORT_NAMES = {
+  "loss": "loss.name",
+  "temperature": "loss.temperature",
+  "layout": "loss.layout",
+  "dataset": "data.name",
+  "epochs": "train.num_epochs",
+  "batch": "data.batch_size",
+  "bits": "data.randbit_bits",
+  "digits": "data.digits_pool",
+}
+
+
+def parse(text: str | None) -> list[tuple[str, str]]:
+  """ "k=v,k=v" as (key, value text) pairs, in order; keys are not resolved yet.
+
+  A value may hold commas inside brackets: "optimizer.decay_epochs=(10, 20)".
+  """
+  pairs, depth, item = [], 0, ""
+  for char in (text or "") + ",":
+    depth += (char in "([") - (char in ")]")
+    if char == "," and depth == 0:
+      if item.strip():
+        key, sep, value = item.strip().partition("=")
+        if not sep or not key:
+          raise ConfigError(f"Bad override {item.strip()!r}: use key=value.")
+        pairs.append((key.strip(), value.strip()))
+      item = ""
+    else:
+      item += char
+  return pairs
+
+
+def _parent_and_field(config, key: str):
+  """The ConfigDict holding `key` ("a.b.c" or a short name) and the field's name."""
+  full = SHORT_NAMES.get(key, key) if "." not in key else key
+  *path, field = full.split(".")
+  node = config
+  for part in path:
+    if not isinstance(node, ml_collections.ConfigDict) or part not in node:
+      break
+    node = node[part]
+  else:
+    if isinstance(node, ml_collections.ConfigDict) and field in node:
+      return node, field
+  named = f"{full!r} (short for it: {key!r})" if full != key else repr(full)
+  close = difflib.get_close_matches(full, _keys(config), n=1)
+  if close:
+    hint = f"; did you mean {close[0]!r}?"
+  elif "." not in key and "loss" in config:
+    hint = f"; short names: {', '.join(SHORT_NAMES)}."
+  else:
+    hint = "."
+  raise ConfigError(f"No config key {named}{hint}")
+
+
+def _keys(config, prefix: str = "") -> list[str]:
+  """Every leaf key of `config`, dotted ("loss.temperature")."""
+  keys = []
+  for name, value in config.items():
+    if isinstance(value, ml_collections.ConfigDict):
+      keys += _keys(value, f"{prefix}{name}.")
+    else:
+      keys.append(prefix + name)
+  return keys
+
+
+def typed_value(key: str, text: str, current, kind):
+  """The text `text` for config key `key`, typed like its `current` value (or `kind`)."""
+  kind = type(current) if current is not None else kind
+  try:
+    if kind is bool:
+      if text not in ("True", "False", "true", "false"):
+        raise ValueError
+      return text in ("True", "true")
+    if kind is int:
+      return int(text)
+    if kind is float:
+      return float(text)
+    if kind in (tuple, list):
+      value = ast.literal_eval(text) if text else ()
+      return tuple(value) if isinstance(value, (tuple, list)) else (value,)
+    if kind is str:
+      return text
+    if kind is None or kind is type(None):  # an unset placeholder of no declared type
+      try:
+        return float(text)
+      except ValueError:
+        return text
+  except (ValueError, SyntaxError):
+    name = {bool: "True or False", int: "an integer", float: "a number"}.get(kind, kind.__name__)
+    raise ConfigError(f"{key}={text}: expected {name}.") from None
+  raise ConfigError(f"{key} holds a {kind.__name__}, which cannot be set from the command line.")
+
+
+def apply(config, overrides) -> ml_collections.ConfigDict:
+  """Sets each (key, value text) pair (or a "k=v,k=v" string) on `config`, in place.
+
+  Keys are full ("loss.temperature", "num_points") or `SHORT_NAMES`; each value is
+  typed like the field it replaces. Raises ConfigError naming the first bad pair.
+  """
+  if overrides is None or isinstance(overrides, str):
+    overrides = parse(overrides)
+  for key, text in overrides:
+    parent, field = _parent_and_field(config, key)
+    parent[field] = typed_value(key, text, parent[field], parent.get_type(field))
+  return config
+
+
+def grid(**axes) -> tuple[str, ...]:
+  """Override strings for the product of `axes` (section__field=values).
+
+  Example: grid(loss__temperature=(0.1, 0.2), loss__name=("contrastive",)) ->
+  ("loss.temperature=0.1,loss.name=contrastive", "loss.temperature=0.2,...").
+  """
+  keys = [k.replace("__", ".") for k in axes]
+  return tuple(
+    ",".join(f"{k}={v}" for k, v in zip(keys, values, strict=True))
+    for values in itertools.product(*axes.values())
+  )
+
+
+def with_overrides(config, overrides: str) -> ml_collections.ConfigDict:
+  """A locked copy of `config` with `overrides` applied and no sweep runs: one run's config."""
+  run_config = config.copy_and_resolve_references()
+  run_config.unlock()
+  run_config.sweep.runs = ()
+  run_config.lock()
+  return apply(run_config, overrides)
+
+
+# ----------------------------------------------------------------------------------
+# Experiments: a paper study's config at a scale.
+
+SCALES = ("small", "paper")
+
+
+def experiment(arg: str | None, *, scales: dict, runs, report: str, own=()):
+  """A paper study's config: the sweep of `runs` at a scale, with its report.
+
+  Args:
+    arg: "scale=small|paper" (default small) then any overrides ("dataset=stl10",
+      "epochs=30", full keys too), applied last.
+    scales: scale name -> function returning that scale's base config.
+    runs: the sweep's override strings, or a function of the study's own
+      arguments (`own`) returning them.
+    report: the study's name (`contrastive.experiments.names()`).
+    own: argument names the study reads itself (e.g. local_separation's `loss`);
+      their values are passed to `runs`, not applied to the config.
+  """
+  pairs = parse(arg)
+  scale = "small"
+  mine = {}
+  rest = []
+  for key, value in pairs:
+    if key == "scale":
+      scale = value
+    elif key in own:
+      mine[key] = value
+    else:
+      rest.append((key, value))
+  if scale not in scales:
+    raise ConfigError(f"Unknown scale {scale!r}; valid: {', '.join(scales)}.")
+  c = scales[scale]()
+  c.sweep.runs = tuple(runs(**mine) if callable(runs) else runs)
+  c.sweep.report = report
+  return apply(c, rest)
+
+
+# ----------------------------------------------------------------------------------
+# Loading: a config file as run.py does, a saved run's config.
+
+
+def load_file(spec: str, overrides=()) -> ml_collections.ConfigDict:
+  """The config of `spec` ("PATH.py" or "PATH.py:ARG"), with `overrides` applied, locked.
+
+  Calls the file's `get_config(ARG)` (or `get_config()` without ARG). Raises
+  ConfigError in one line for a missing file, a file without `get_config`, a bad
+  argument, or an override of a key that does not exist.
+  """
+  path, sep, arg = spec.partition(".py:")
+  path = path + ".py" if sep else spec
+  if not os.path.isfile(path):
+    raise ConfigError(f"No config file {path!r} (--config); pass configs/NAME.py[:ARGUMENTS].")
+  module_spec = importlib.util.spec_from_file_location(
+    "config_" + os.path.splitext(os.path.basename(path))[0], path
+  )
+  module = importlib.util.module_from_spec(module_spec)
+  module_spec.loader.exec_module(module)
+  if not hasattr(module, "get_config"):
+    raise ConfigError(f"{path} has no get_config(); a config file defines one.")
+  if arg and not inspect.signature(module.get_config).parameters:
+    raise ConfigError(
+      f"{path} takes no argument; drop ':{arg}' (override keys with --config.KEY=V)."
+    )
+  try:
+    loaded = module.get_config(arg) if arg else module.get_config()
+  except ValueError as e:  # ConfigError included: a bad argument
+    raise ConfigError(f"{path}:{arg}: {e}") from None
+  loaded = apply(loaded, overrides)
+  loaded.lock()
+  return loaded
+
+
+def from_saved(saved: dict) -> ml_collections.ConfigDict:
+  """The config a run saved (results.json's "config"), merged over today's `base()`.
+
+  Keys added since the run was saved take their defaults (so every key the trainer
+  reads is there); JSON lists become tuples where the base has tuples.
+  """
+  config = base()
+
+  def merge(node, values):
+    for key, value in values.items():
+      if key not in node:
+        continue  # a key this version no longer reads
+      if isinstance(node[key], ml_collections.ConfigDict) and isinstance(value, dict):
+        merge(node[key], value)
+      elif isinstance(node[key], tuple) and isinstance(value, list):
+        node[key] = tuple(value)
+      else:
+        node[key] = value
+
+  merge(config, saved)
+  return config

@@ -1,0 +1,76 @@
+"""A run's data, ready for training and evaluation: `prepare(config.data, ...)`.
+
+One place decides what a run trains and is evaluated on: the source's splits,
+feature suppression applied to them (RandBit bits kept beside the images, digits
+pasted on the images), both splits put on the device, the model's input shape, and
+the extra label sets the learned features are probed for (`probes`: the pasted
+digit for digits on images). The trainer and the evaluation read only this.
+"""
+
+import dataclasses
+
+import jax
+import numpy as np
+
+from contrastive.data import pipeline
+from contrastive.data import sources
+from contrastive.data import suppression
+
+
+@dataclasses.dataclass(frozen=True)
+class Probe:
+  """A label set the features are probed for besides the classes (kNN and linear)."""
+
+  train_labels: np.ndarray  # int32 [num_train]
+  test_labels: np.ndarray  # int32 [num_test]
+  num_classes: int
+
+
+@dataclasses.dataclass(frozen=True)
+class RunData:
+  """Both splits on the device, the model's input shape, classes and extra probes."""
+
+  name: str
+  train: pipeline.DeviceData
+  test: pipeline.DeviceData
+  image_shape: tuple[int, int, int]  # the model's input [H, W, C (+ RandBit bits)]
+  num_classes: int
+  probes: dict[str, Probe]  # results gain {name}_knn_accuracy and {name}_linear_accuracy
+
+
+def prepare(cfg, *, seed: int, mesh) -> RunData:
+  """The data a run with data config `cfg` trains and is evaluated on.
+
+  Args:
+    cfg: the config's data section.
+    seed: the run's seed (the procedural datasets and the pasted digits use it).
+    mesh: the run's ('data',) mesh; on several processes each reads its shard.
+  """
+  source = sources.load(
+    cfg.name,
+    data_dir=cfg.data_dir or None,
+    seed=seed,
+    process_index=jax.process_index(),
+    process_count=jax.process_count(),
+    train_examples=cfg.train_examples,
+  )
+  probes = {}
+  if cfg.digits_pool:
+    (train, test), (digit_train, digit_test) = suppression.paste_digits_on_splits(
+      (source.train.images, source.train.labels),
+      (source.test.images, source.test.labels),
+      pool_size=cfg.digits_pool,
+      seed=seed,
+      digit_size=cfg.digits_size or None,
+    )
+    source = dataclasses.replace(source, train=sources.Split(*train), test=sources.Split(*test))
+    probes["digit"] = Probe(digit_train, digit_test, num_classes=10)
+  height, width, channels = source.image_shape
+  return RunData(
+    name=cfg.name,
+    train=pipeline.to_device(source.train, randbit_bits=cfg.randbit_bits, mesh=mesh),
+    test=pipeline.to_device(source.test, randbit_bits=cfg.randbit_bits, mesh=mesh),
+    image_shape=(height, width, channels + cfg.randbit_bits),
+    num_classes=source.num_classes,
+    probes=probes,
+  )

@@ -1,0 +1,82 @@
+"""The jobs a config names (`config.job`), as `run.py` runs them: `run(config, workdir)`.
+
+* "train": one run (`train.train_and_evaluate`), or a sweep when `sweep.runs` is set
+  (`sweep.run`), followed by the paper study's report when `sweep.report` names one.
+* "analysis": a study without training runs (the relative penalty, Fig. 3).
+
+Every config is checked before anything is written; the errors a user fixes
+(`USER_ERRORS`) carry a one-line message.
+"""
+
+import jax
+
+from contrastive import config as config_lib
+from contrastive import experiments
+from contrastive import sweep
+from contrastive import train
+from contrastive.data import sources
+
+# Errors that are the user's to fix: run.py prints them as one line, exit 2.
+USER_ERRORS = (config_lib.ConfigError, sources.DatasetNotPreparedError, train.NonFiniteLossError)
+
+# What a finished run prints, in this order.
+SUMMARY_KEYS = (
+  "knn_accuracy",
+  "linear_accuracy",
+  "pixel_knn_accuracy",
+  "uniformity",
+  "tolerance",
+  "alignment",
+  "final_loss",
+  "wall_time_s",
+)
+
+
+def print_results(results: dict, path: str) -> None:
+  for key in SUMMARY_KEYS:
+    value = results[key]
+    print(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")
+  print(f"results: {path}")
+
+
+def _study(name: str):
+  try:
+    return experiments.get(name)
+  except ValueError as e:
+    raise config_lib.ConfigError(str(e)) from None
+
+
+def train_job(config, workdir: str) -> None:
+  """One run, or the sweep of `config.sweep.runs` and its study's report."""
+  if not config.sweep.runs:
+    config_lib.check(config)
+    print_results(train.train_and_evaluate(config, workdir), f"{workdir}/results.json")
+    return
+  study = _study(config.sweep.report) if config.sweep.report else None
+  print(f"sweep of {len(sweep.expand(config))} runs in {workdir}")
+  entries = sweep.run(
+    config,
+    workdir,
+    check=config_lib.check,
+    on_result=lambda name, r: print_results(r, f"{workdir}/{name}/results.json"),
+  )
+  print(f"sweep: {workdir}/{sweep.SWEEP_FILE}")
+  if study is not None and jax.process_index() == 0:
+    print(f"report: {study.report(workdir, entries, config).paths['report']}")
+
+
+def analysis_job(config, workdir: str) -> None:
+  """A study computed without training (`config.experiment`): its report and figures."""
+  written = _study(config.experiment).report(workdir, [], config)
+  for name, path in written.paths.items():
+    print(f"{name}: {path}")
+
+
+JOBS = {"train": train_job, "analysis": analysis_job}
+
+
+def run(config, workdir: str) -> None:
+  """Runs the job `config.job` names in `workdir`."""
+  if config.job not in JOBS:
+    raise config_lib.ConfigError(f"Unknown job {config.job!r}; valid: {', '.join(JOBS)}.")
+  JOBS[config.job](config, workdir)

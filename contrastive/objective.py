@@ -1,0 +1,158 @@
+"""The training objective: a loss kernel on a layout of negatives, and the memory bank.
+
+`objective(cfg, z1, z2, ...)` takes the projections of a batch's two views and the
+loss section of the config: it lays out (pos, neg, neg_mask) as `cfg.layout` says
+(`LAYOUTS`), applies the loss `cfg.name` names (`LOSSES`), and returns the loss with
+similarity statistics for logging. The temperature may be traced, so a temperature
+population vmaps the whole objective over tau.
+"""
+
+import jax
+import jax.numpy as jnp
+
+from contrastive import analysis
+from contrastive import losses
+from contrastive import metrics
+from contrastive import numerics
+from contrastive import pairs
+
+LAYOUTS = ("simclr", "cross_view", "memory_bank")
+
+
+def layout(name, z1, z2, bank, indices):
+  """(pos, neg, neg_mask) for the named layout; the memory bank takes 2B anchors."""
+  if name == "simclr":
+    return pairs.simclr_pairs(z1, z2)
+  if name == "cross_view":
+    return pairs.cross_view_pairs(z1, z2, symmetric=True)
+  # Memory bank: both views are anchors, each the other's positive; negatives are
+  # the bank entries of every other training instance.
+  both_idx = jnp.concatenate([indices, indices])
+  return pairs.memory_bank_pairs(
+    jnp.concatenate([z1, z2]), jnp.concatenate([z2, z1]), bank, both_idx
+  )
+
+
+def uses_bank(cfg) -> bool:
+  """Whether the loss config `cfg` keeps an NPID memory bank in the train state."""
+  return cfg.layout == "memory_bank" and cfg.name != "generalized"
+
+
+def _hard(cfg) -> dict:
+  """The hard-negative count as the kernels take it: num_hard or hard_fraction."""
+  if cfg.hard_fraction is None:
+    return {"num_hard": cfg.num_hard}
+  return {"hard_fraction": cfg.hard_fraction}
+
+
+# Similarity-level losses, each (pos, neg, neg_mask, loss config, temperature) ->
+# per-anchor loss [N]; the temperature is an argument so a population can vary it.
+
+
+def contrastive(pos, neg, neg_mask, cfg, temperature):
+  del cfg
+  return losses.contrastive_loss(pos, neg, temperature=temperature, neg_mask=neg_mask)
+
+
+def hard_contrastive(pos, neg, neg_mask, cfg, temperature):
+  return losses.hard_contrastive_loss(
+    pos, neg, temperature=temperature, neg_mask=neg_mask, **_hard(cfg)
+  )
+
+
+def simple(pos, neg, neg_mask, cfg, temperature):
+  del temperature
+  return losses.simple_loss(pos, neg, weight=cfg.simple_weight, neg_mask=neg_mask)
+
+
+def hard_simple(pos, neg, neg_mask, cfg, temperature):
+  del temperature
+  return losses.hard_simple_loss(
+    pos, neg, weight=cfg.simple_weight, neg_mask=neg_mask, **_hard(cfg)
+  )
+
+
+def macl(pos, neg, neg_mask, cfg, temperature):
+  return losses.macl_loss(
+    pos,
+    neg,
+    temperature=temperature,
+    alpha=cfg.macl_alpha,
+    alignment_ref=cfg.macl_alignment_ref,
+    schedule=cfg.macl_schedule,
+    neg_mask=neg_mask,
+  )
+
+
+# loss.name -> its per-anchor loss; "generalized" works on the embeddings themselves
+# (Chen et al.'s alignment + lambda x distribution), not on a layout's similarities.
+SIMILARITY_LOSSES = {
+  "contrastive": contrastive,
+  "hard_contrastive": hard_contrastive,
+  "simple": simple,
+  "hard_simple": hard_simple,
+  "macl": macl,
+}
+LOSSES = (*SIMILARITY_LOSSES, "generalized")
+
+
+def objective(cfg, z1, z2, *, indices, bank, key, temperature=None):
+  """The configured loss on projections z1, z2 [B, D], and similarity statistics.
+
+  Args:
+    cfg: the config's loss section.
+    z1, z2: projections of the two views [B, D].
+    indices: the batch's dataset indices [B] (the memory bank's rows).
+    bank: the memory bank [num_train, D], or None.
+    key: PRNG key of the step's random draws (the SWD projections).
+    temperature: a scalar, possibly traced, replacing `cfg.temperature`.
+
+  Returns:
+    (scalar loss, dict of scalar diagnostics).
+  """
+  z1 = numerics.as_compute(z1)
+  z2 = numerics.as_compute(z2)
+  name = "simclr" if cfg.name == "generalized" else cfg.layout
+  pos, neg, mask = layout(name, z1, z2, bank, indices)
+  tau = cfg.temperature if temperature is None else temperature
+  if cfg.name == "generalized":
+    loss = losses.generalized_contrastive_loss(
+      z1,
+      z2,
+      distribution=cfg.distribution,
+      weight=cfg.weight,
+      temperature=tau,
+      normalize=cfg.normalize,
+      key=key,
+    )
+  else:
+    loss = jnp.mean(SIMILARITY_LOSSES[cfg.name](pos, neg, mask, cfg, tau))
+  if cfg.name == "macl":
+    tau = losses.macl_temperature(
+      pos,
+      temperature=tau,
+      alpha=cfg.macl_alpha,
+      alignment_ref=cfg.macl_alignment_ref,
+      schedule=cfg.macl_schedule,
+    )
+  stats = jax.lax.stop_gradient(
+    {
+      "pos_sim": jnp.mean(pos),
+      "neg_sim": jnp.sum(jnp.where(mask, neg, 0.0)) / jnp.sum(mask),
+      "neg_sim_max": jnp.mean(jnp.max(jnp.where(mask, neg, -jnp.inf), axis=-1)),
+      "penalty_entropy": jnp.mean(
+        analysis.penalty_entropy(pos, neg, temperature=tau, neg_mask=mask)
+      ),
+      "temperature": jnp.asarray(tau, jnp.float32),
+      "batch_alignment": metrics.alignment(z1, z2),
+      "batch_uniformity": metrics.uniformity(z1),
+    }
+  )
+  return loss, stats
+
+
+def update_bank(bank, indices, z1, z2, momentum):
+  """NPID's memory-bank update: v <- normalise(m v + (1 - m) f), f the views' mean."""
+  f = (numerics.l2_normalize(z1) + numerics.l2_normalize(z2)) / 2
+  new = momentum * bank[indices] + (1 - momentum) * jax.lax.stop_gradient(f)
+  return bank.at[indices].set(numerics.l2_normalize(new))

@@ -1,0 +1,103 @@
+"""The papers' training recipes, as complete configs: each a copy of `config.base()` edited.
+
+Configs in `configs/` and the paper studies in `contrastive.experiments` start from
+these, so an installed copy of the package has every recipe; each docstring names
+its source. Published numbers live with the study that reproduces them.
+"""
+
+from contrastive import config as config_lib
+
+
+def quickstart():
+  """SimCLR on the embedded `shapes` with the small ConvN, no download: 15 epochs,
+  under 5 minutes on 2 CPU cores (`configs/quickstart.py`)."""
+  c = config_lib.base()
+  c.data.update(name="shapes", batch_size=128, augment="simclr_cifar")
+  c.model.update(encoder="convn", out_dim=64, hidden_dim=256)
+  c.optimizer.update(
+    learning_rate=0.1,
+    exclude_bn_and_bias=True,
+    schedule="warmup_cosine",
+    warmup_epochs=0.2,
+    decay_epochs=(),
+  )
+  c.train.update(num_epochs=15, log_every=10, checkpoint_every=500)
+  c.eval.update(
+    linear_epochs=30, linear_learning_rate=0.1, linear_decay_epochs=(20,), linear_decay_factor=0.1
+  )
+  return c
+
+
+def small():
+  """The `small` scale the paper studies share: the quickstart for 6 epochs."""
+  c = quickstart()
+  c.train.num_epochs = 6
+  return c
+
+
+def wang_liu(dataset: str = "cifar10"):
+  """Wang & Liu (CVPR 2021), spec 1.4: NPID memory bank, ResNet-18, 200 epochs.
+
+  ResNet-18 with the CIFAR stem; memory bank of every training instance (momentum
+  0.5, 128-d: NPID's defaults, the paper is silent); hard negatives: the 4095 most
+  similar (alpha = 0.0819); NPID augmentation; SGD momentum 0.9, lr 0.03, batch
+  128, weight decay 5e-4, 200 epochs, lr x0.1 at 160 and 190; linear evaluation
+  100 epochs, SGD lr 30, x0.2 at 40, 60, 80, no weight decay.
+  """
+  c = config_lib.base()
+  c.data.update(name=dataset, batch_size=128, image_size=32, augment="npid")
+  c.model.update(encoder="resnet18", stem="cifar", out_dim=128, head_depth=1)
+  c.loss.update(layout="memory_bank", num_hard=4095, bank_momentum=0.5)
+  return c
+
+
+def simclr_cifar():
+  """SimCLR's in-batch recipe on CIFAR-10 (spec 4): NT-Xent over 2N-2 negatives.
+
+  tau 0.2, batch 512, LARS lr 0.3 x batch/256 (SimCLR's linear scaling), warmup
+  10 epochs then cosine, weight decay 1e-6 excluding BN and biases, 2-layer head to
+  128-d, SimCLR's CIFAR augmentation (strength 0.5, no blur), 200 epochs.
+  """
+  c = config_lib.base()
+  c.data.update(name="cifar10", batch_size=512, image_size=32, augment="simclr_cifar")
+  c.model.update(encoder="resnet18", stem="cifar", out_dim=128, hidden_dim=512, head_depth=2)
+  c.loss.update(name="contrastive", layout="simclr", temperature=0.2)
+  c.optimizer.update(
+    name="lars",
+    learning_rate=0.3 * 512 / 256,
+    weight_decay=1e-6,
+    exclude_bn_and_bias=True,
+    schedule="warmup_cosine",
+    warmup_epochs=10,
+    decay_epochs=(),
+  )
+  c.train.update(num_epochs=200)
+  c.eval.update(linear_learning_rate=0.1, linear_decay_factor=0.1, linear_decay_epochs=(60, 80))
+  return c
+
+
+def randbit():
+  """Chen, Luo & Li's RandBit notebook: MNIST with 10 RandBit bits.
+
+  ConvN encoder (3 conv3x3 stride-2, 32/64/64, BN, ReLU; Dense 128), head Dense
+  256-BN-ReLU then Dense 64; crop area 0.5-1, no colour augmentation; cross-view
+  negatives, both directions; Adam 1e-3 with linear decay; L2 1e-4; batch 1000;
+  10 epochs.
+  """
+  c = config_lib.base()
+  c.data.update(name="mnist", batch_size=1000, image_size=28, augment="randbit", randbit_bits=10)
+  c.model.update(encoder="convn", out_dim=64, hidden_dim=256, head_depth=2)
+  c.loss.update(name="contrastive", layout="cross_view", temperature=0.1)
+  c.optimizer.update(
+    name="adam",
+    learning_rate=1e-3,
+    weight_decay=1e-4,
+    exclude_bn_and_bias=True,
+    schedule="linear",
+    decay_epochs=(),
+  )
+  c.train.update(num_epochs=10, log_every=10)
+  c.eval.update(
+    linear_epochs=30, linear_learning_rate=0.1, linear_decay_epochs=(20,), linear_decay_factor=0.1
+  )
+  return c
