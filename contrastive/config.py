@@ -49,6 +49,9 @@ def base() -> ml_collections.ConfigDict:
       digits_pool=0,  # digits on images: paste one of the first k digits on each image (0 = off)
       digits_size=0,  # resize those digits to this side in pixels (0 = unresized, 28)
       train_examples=0,  # use only the first N training examples (0 = all)
+      # Generates the procedural datasets and draws the pasted digits; the run's own
+      # `seed` (initialisation, batches, augmentation) varies across seeds=N, this not.
+      seed=0,
     )
   )
   c.model = ml_collections.ConfigDict(
@@ -337,32 +340,42 @@ def experiment(arg: str | None, *, scales: dict, runs, report: str, own=()):
   """A paper study's config: the sweep of `runs` at a scale, with its report.
 
   Args:
-    arg: "scale=small|paper" (default small) then any overrides ("dataset=stl10",
-      "epochs=30", full keys too), applied last.
+    arg: "scale=NAME" (default small), "seeds=N" (default 1) and any overrides
+      ("dataset=stl10", "epochs=30", full keys too), applied last.
     scales: scale name -> function returning that scale's base config.
     runs: the sweep's override strings, or a function of the study's own
       arguments (`own`) returning them.
     report: the study's name (`contrastive.experiments.names()`).
     own: argument names the study reads itself (e.g. local_separation's `loss`);
       their values are passed to `runs`, not applied to the config.
+
+  With seeds=N every run is repeated with seeds seed, seed + 1, ..., seed + N - 1
+  (the first keeps its name, so a finished one-seed sweep is extended, not redone);
+  reports then give each figure's mean and spread and judge claims against the noise.
   """
-  pairs = parse(arg)
-  scale = "small"
-  mine = {}
-  rest = []
-  for key, value in pairs:
+  scale, seeds, mine, rest = "small", "1", {}, []
+  for key, value in parse(arg):
     if key == "scale":
       scale = value
+    elif key == "seeds":
+      seeds = value
     elif key in own:
       mine[key] = value
     else:
       rest.append((key, value))
   if scale not in scales:
     raise ConfigError(f"Unknown scale {scale!r}; valid: {', '.join(scales)}.")
-  c = scales[scale]()
-  c.sweep.runs = tuple(runs(**mine) if callable(runs) else runs)
+  if not seeds.isdigit() or int(seeds) < 1:
+    raise ConfigError(f"seeds={seeds}: expected a whole number of seeds >= 1.")
+  c = apply(scales[scale](), rest)
+  grid_runs = tuple(runs(**mine) if callable(runs) else runs)
+  c.sweep.runs = tuple(
+    ",".join(filter(None, (o, f"seed={c.seed + s}" if s else "")))
+    for s in range(int(seeds))
+    for o in grid_runs
+  )
   c.sweep.report = report
-  return apply(c, rest)
+  return c
 
 
 # ----------------------------------------------------------------------------------

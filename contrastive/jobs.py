@@ -53,7 +53,7 @@ def train_job(config, workdir: str) -> None:
     print_results(train.train_and_evaluate(config, workdir), f"{workdir}/results.json")
     return
   study = _study(config.sweep.report) if config.sweep.report else None
-  print(f"sweep of {len(sweep.expand(config))} runs in {workdir}")
+  print(f"sweep of {len(config.sweep.runs)} runs in {workdir}")
   entries = sweep.run(
     config,
     workdir,

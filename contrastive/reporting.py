@@ -10,6 +10,9 @@ without rerunning anything.
 
 import csv
 import dataclasses
+import itertools
+import json
+import math
 import os
 
 import matplotlib
@@ -26,18 +29,29 @@ class Claim:
 
   Attributes:
     statement: the claim, as the report states it.
-    holds: the verdict on our numbers.
+    holds: the verdict against the noise: a difference counts only where it exceeds
+      twice its standard error (`NOISE_SE`).
     evidence: the numbers behind the verdict, as the report prints them.
     numbers: the same numbers as data (for tests and notebooks).
+    strict: the strict reading, every difference taken at face value.
+    noise: what the noise was estimated from ("3 seeds", "binomial, 2000 test
+      images"), or why it could not be ("one seed: noise unknown").
   """
 
   statement: str
   holds: bool
   evidence: str
   numbers: dict = dataclasses.field(default_factory=dict)
+  strict: bool | None = None
+  noise: str = ""
 
   def markdown(self) -> str:
-    return f"{self.statement}: {verdict(self.holds)}. {self.evidence}"
+    strict = self.holds if self.strict is None else self.strict
+    basis = f"; {self.noise}" if self.noise else ""
+    return (
+      f"{self.statement}: {verdict(self.holds)} (strict reading: {verdict(strict)}{basis}). "
+      f"{self.evidence}"
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,6 +113,7 @@ def write_report(
   paths: dict[str, str],
   notes=(),
   numbered: bool = False,
+  seeds: int = 1,
 ) -> Report:
   """Writes WORKDIR/report.md and returns the `Report`.
 
@@ -113,7 +128,15 @@ def write_report(
     paths: the files written so far, by name; report.md is added.
     notes: paragraphs after the claims (e.g. collapsed runs).
     numbered: number the claims as the paper does (1., 2., ...) instead of bullets.
+    seeds: seeds per run (the fewest, if they differ).
   """
+  if seeds > 1:
+    intro += (
+      f" Each figure is the mean ± standard deviation over {seeds} seeds; a difference "
+      f"counts when it exceeds {NOISE_SE:g} standard errors."
+    )
+  else:
+    intro += " One seed per run: rerun with seeds=N for the spread."
   lines = [f"# {title}", "", intro, "", *tables, "", "## Claims, on our numbers", ""]
   if claims is None:
     lines.append(INCOMPLETE)
@@ -129,3 +152,115 @@ def write_report(
   with open(paths["report"], "w") as f:
     f.write("\n".join(lines))
   return Report(experiment, tuple(claims or ()), claims is not None, paths)
+
+
+# ----------------------------------------------------------------------------------
+# Seeds and noise: runs repeated with different seeds, claims judged against the noise.
+
+# A difference counts when it exceeds this many standard errors.
+NOISE_SE = 2.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Value:
+  """A figure over seeds: its mean, spread (standard deviation) and standard error.
+
+  With one seed the spread is unknown (NaN) and so is the standard error, unless a
+  sampling model gives it (an accuracy on n test images: sqrt(p (1 - p) / n)).
+  """
+
+  mean: float
+  spread: float
+  se: float
+  seeds: int
+
+  def text(self, fmt: str = "{:.3f}") -> str:
+    """ "0.812" with one seed, "0.812 ± 0.004" (mean ± spread) with several."""
+    if self.seeds < 2:
+      return fmt.format(self.mean)
+    return f"{fmt.format(self.mean)} ± {fmt.format(self.spread)}"
+
+
+def measure(values, *, test_examples: int | None = None, scale: float = 1.0) -> Value:
+  """The `Value` of per-seed figures `values`; `test_examples` gives an accuracy's
+  binomial standard error when there is one seed (`scale`: 100 for a percentage)."""
+  values = [float(v) for v in values]
+  n = len(values)
+  mean = sum(values) / n
+  if n > 1:
+    spread = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+    return Value(mean, spread, spread / math.sqrt(n), n)
+  se = math.nan
+  if test_examples:
+    p = mean / scale
+    se = scale * math.sqrt(max(p * (1 - p), 0.0) / test_examples)
+  return Value(mean, math.nan, se, 1)
+
+
+def seed_count(groups) -> int:
+  """The fewest seeds of any run of `replicas` groups (1 for none)."""
+  return min((len(g["runs"]) for g in groups), default=1)
+
+
+def replicas(entries) -> list[dict]:
+  """Sweep entries grouped into one per run, whatever its seed, in order.
+
+  Each group is the first entry (name, overrides, config) with `runs`, the results
+  of every seed of that run; a study measures its figures over them (`measure`).
+  """
+  groups: dict[str, dict] = {}
+  for e in entries:
+    key = json.dumps({k: v for k, v in (e["config"] or {}).items() if k != "seed"}, sort_keys=True)
+    groups.setdefault(key, {**e, "runs": []})["runs"].append(e["results"])
+  return list(groups.values())
+
+
+def over_seeds(group: dict, figure, *, accuracy: bool = False, scale: float = 1.0) -> Value:
+  """`scale * figure(results)` of each seed of a run (a `replicas` group), as a `Value`.
+
+  With `accuracy`, a single seed's standard error is the binomial one on the run's
+  test images.
+  """
+  runs = group["runs"]
+  n_test = min(r.get("test_examples", 0) for r in runs) if accuracy else None
+  return measure([scale * figure(r) for r in runs], test_examples=n_test, scale=scale)
+
+
+def noise_basis(values) -> str:
+  """What the standard errors of `values` rest on, for a claim's verdict."""
+  values = list(values)
+  seeds = min(v.seeds for v in values)
+  if seeds > 1:
+    return f"noise: {NOISE_SE:g} standard errors over {seeds} seeds"
+  if all(math.isfinite(v.se) for v in values):
+    return f"noise: {NOISE_SE:g} binomial standard errors (one seed)"
+  return "one seed: noise unknown, the strict reading stands"
+
+
+def exceeds(diff: float, ses) -> bool:
+  """Whether `diff` is positive by more than the noise: NOISE_SE standard errors of a
+  quantity whose terms have standard errors `ses` (independent). Unknown noise (one
+  seed, no sampling model) makes any positive difference count, as strictly read."""
+  se = math.sqrt(sum(s**2 for s in ses))
+  return diff > (NOISE_SE * se if math.isfinite(se) else 0.0)
+
+
+def difference(a: Value, b: Value) -> int:
+  """+1 if b exceeds a by more than the noise, -1 if it falls short by more, else 0."""
+  if exceeds(b.mean - a.mean, (a.se, b.se)):
+    return 1
+  return -1 if exceeds(a.mean - b.mean, (a.se, b.se)) else 0
+
+
+def trend(values, direction: int) -> tuple[bool, bool]:
+  """(strict, against the noise) readings of "the values move in `direction` (+1:
+  rise, -1: fall) along the grid".
+
+  Strict: no step moves the other way. Against the noise: no step moves the other
+  way by more than the noise, and the last value is beyond the first by more than
+  the noise (a difference inside the noise never counts as a trend).
+  """
+  values = list(values)
+  strict = all((b.mean - a.mean) * direction >= 0 for a, b in itertools.pairwise(values))
+  no_reversal = all(difference(a, b) != -direction for a, b in itertools.pairwise(values))
+  return strict, no_reversal and difference(values[0], values[-1]) == direction

@@ -263,7 +263,7 @@ class Run:
 def build_run(config) -> Run:
   """Everything `config`'s run needs before its first step, on a mesh of all devices."""
   mesh = make_mesh()
-  data = datasets.prepare(config.data, seed=config.seed, mesh=mesh)
+  data = datasets.prepare(config.data, mesh=mesh)
   setup, num_steps = make_setup(config, mesh, data.train.num_examples)
   root = jax.random.key(config.seed)
   state = create_state(

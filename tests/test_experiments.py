@@ -23,7 +23,8 @@ def _entry(loss, temperature, results, bits=0):
 
 
 def _verdicts(claims):
-  return [c.holds for c in claims]
+  """(against the noise, strict) of each claim."""
+  return [(c.holds, c.holds if c.strict is None else c.strict) for c in claims]
 
 
 def test_every_study_is_found_by_name_and_declares_its_grid():
@@ -65,13 +66,14 @@ def test_randbit_claims(tmp_path):
     for b, a in falling.items()
   ]
   report = randbit.report(str(tmp_path), entries, config)
-  assert _verdicts(report.claims) == [True, True] and report.complete
-  assert report.claims[1].numbers["drop"] == {0.1: pytest.approx(0.8), 0.2: pytest.approx(0.8)}
+  assert _verdicts(report.claims) == [(True, True)] and report.complete
+  assert report.claims[0].numbers["drop"] == {0.1: pytest.approx(0.8), 0.2: pytest.approx(0.8)}
+  assert "binomial" in report.claims[0].noise  # one seed: the noise of 300 test images
   assert "0.900 (0.892)" in (tmp_path / "report.md").read_text()
-  entries[-1]["results"]["linear_accuracy"] = 0.12  # a rise within noise (2 SE = 0.038)
-  assert _verdicts(randbit.claims(entries)) == [False, True]
+  entries[-1]["results"]["linear_accuracy"] = 0.12  # a rise within noise (2 SE = 0.051)
+  assert _verdicts(randbit.claims(entries)) == [(True, False)]
   entries[-1]["results"]["linear_accuracy"] = 0.7  # tau 0.2 rises from 5 to 10 bits
-  assert _verdicts(randbit.claims(entries)) == [False, False]
+  assert _verdicts(randbit.claims(entries)) == [(False, False)]
   assert randbit.claims(entries[:-1]) is None  # a run missing: not judged
   assert (tmp_path / "randbit_accuracy.png").stat().st_size > 0
   assert (tmp_path / "randbit_accuracy.csv").read_text().startswith("temperature,bits")
@@ -108,14 +110,14 @@ def test_table1_claims(tmp_path):
   config = wang_liu_table1.get_config("scale=small")
   entries = _table1_entries()
   report = wang_liu_table1.report(str(tmp_path), entries, config)
-  assert _verdicts(report.claims) == [True, True, True, True]
+  assert _verdicts(report.claims) == [(True, True)] * 4
   assert report.claims[1].numbers["best_temperature"] == 0.3
   assert report.claims[3].numbers["recovered"] == pytest.approx(0.8)
   assert "| acc | 50.00 (79.75) |" in (tmp_path / "report.md").read_text()  # beside CIFAR-10's
   entries[1]["results"]["uniformity"] = 0.05  # hard contrastive band now wider, and collapsed
   entries[-1]["results"]["linear_accuracy"] = 0.35  # HardSimple recovers 10% of the gap
   report = wang_liu_table1.report(str(tmp_path), entries, config)
-  assert _verdicts(report.claims) == [True, True, False, False]
+  assert _verdicts(report.claims) == [(True, True), (True, True), (False, False), (False, False)]
   assert report.claims[3].numbers["recovered"] == pytest.approx(0.1)
   assert "Collapsed runs" in (tmp_path / "report.md").read_text()
   assert wang_liu_table1.claims(entries[:-1]) is None
@@ -144,13 +146,13 @@ def test_local_separation_claims(tmp_path, monkeypatch):
     for t, p in profiles.items()
   ]
   report = local_separation.report(str(tmp_path), entries, config)
-  assert _verdicts(report.claims) == [True]
+  assert _verdicts(report.claims) == [(True, True)]
   assert report.claims[0].numbers["gaps"] == pytest.approx([0.6, 0.4, 0.15])
   assert loaded == [str(tmp_path / f"run{t}") for t in profiles]
   assert (tmp_path / "embedding.png").stat().st_size > 0
   assert (tmp_path / "similarity_profile.png").stat().st_size > 0
   entries[2]["results"]["local_separation"][1] = 0.1  # tau 1.0: gap 0.85, larger than at 0.3
-  assert _verdicts(local_separation.claims(entries)) == [False]
+  assert _verdicts(local_separation.claims(entries)) == [(False, False)]
 
 
 def test_generalized_losses_claims(tmp_path):
@@ -169,11 +171,11 @@ def test_generalized_losses_claims(tmp_path):
         {"name": "", "results": {"linear_accuracy": a}, "config": run_config.to_dict()}
       )
   report = generalized_losses.report(str(tmp_path), entries, config)
-  assert _verdicts(report.claims) == [True]
+  assert _verdicts(report.claims) == [(True, True)]
   assert report.claims[0].numbers["spread"] == {1: pytest.approx(30.0), 3: pytest.approx(4.0)}
   assert "| SWD hypercube | 62.00 | 87.00 |" in (tmp_path / "report.md").read_text()
   entries[-1]["results"]["linear_accuracy"] = 0.80  # 11 points apart at depth 3
-  assert _verdicts(generalized_losses.claims(entries)) == [False]
+  assert _verdicts(generalized_losses.claims(entries)) == [(False, False)]
 
 
 def test_macl_claims(tmp_path):
@@ -197,7 +199,7 @@ def test_macl_claims(tmp_path):
     entries.append({"name": name, "results": results, "config": run_config.to_dict()})
   report = macl.report(str(tmp_path), entries, config)
   # linear beats fixed 0.1 but not fixed 0.2; exponential beats neither.
-  assert _verdicts(report.claims) == [True, False, False, False]
+  assert _verdicts(report.claims) == [(True, True)] + [(False, False)] * 3
   text = (tmp_path / "report.md").read_text()
   assert "0.1200 (0.1100 - 0.1200)" in text and "| fixed tau=0.2 | 85.00 |" in text
   assert (tmp_path / "macl_temperature.png").stat().st_size > 0
@@ -219,16 +221,16 @@ def test_digits_on_images_claims(tmp_path):
   ]
   report = digits_on_images.report(str(tmp_path), entries, config)
   # Base accuracy falls, but digit accuracy dips at k = 16 (k = 1 is trivially 1).
-  assert _verdicts(report.claims) == [False]
+  assert _verdicts(report.claims) == [(False, False)]
   assert "| 16 | 0.800 | 0.500 |" in (tmp_path / "report.md").read_text()
   entries[0]["results"]["digit_linear_accuracy"] = 0.3
-  assert _verdicts(digits_on_images.claims(entries)) == [True]
+  assert _verdicts(digits_on_images.claims(entries)) == [(True, True)]
 
 
 def test_relative_penalty_claims_on_the_closed_form():
   config = relative_penalty.get_config()
   claims = relative_penalty.claims(config)
-  assert _verdicts(claims) == [True, True]
+  assert _verdicts(claims) == [(True, True)] * 2
   hardest = claims[0].numbers["hardest_penalty"]
   # r(s = 1) of 201 negatives evenly spaced on [-1, 1], from Eq. 5's closed form.
   s = np.linspace(-1, 1, 201)
@@ -236,4 +238,44 @@ def test_relative_penalty_claims_on_the_closed_form():
     np.testing.assert_allclose(r, np.exp(1 / tau) / np.exp(s / tau).sum(), rtol=1e-4)
   assert claims[1].numbers["entropy"][0] == pytest.approx(1.04, abs=0.005)
   config.temperatures = (0.5, 0.2, 1.0)  # the order given does not matter
-  assert _verdicts(relative_penalty.claims(config)) == [True, True]
+  assert _verdicts(relative_penalty.claims(config)) == [(True, True)] * 2
+
+
+def test_seeds_repeat_every_run_and_noise_decides_the_verdicts(tmp_path):
+  config = macl.get_config("scale=small,seeds=3")
+  runs = sweep.expand(config)
+  assert len(runs) == 12
+  assert [c.seed for _, _, c in runs] == [0] * 4 + [1] * 4 + [2] * 4
+  assert runs[0][0] == macl.RUNS[0]  # the first seed keeps its name: one-seed sweeps extend
+  assert runs[4][0] == macl.RUNS[0] + ",seed=1"
+  assert {c.data.seed for _, _, c in runs} == {0}  # the same data for every seed
+  with pytest.raises(config_lib.ConfigError, match="seeds=0"):
+    macl.get_config("seeds=0")
+  # MACL linear is 1 point above fixed tau = 0.1 on average, with a spread of 2 points
+  # per seed: strictly it improves, against the noise (2 SE = 3.3 points) it does not.
+  accuracy = {
+    0: (0.80, 0.85, 0.81, 0.70),
+    1: (0.82, 0.86, 0.83, 0.71),
+    2: (0.78, 0.84, 0.79, 0.69),
+  }
+  entries = []
+  for name, _, run_config in runs:
+    a = accuracy[run_config.seed][macl.RUNS.index(name.split(",seed=")[0])]
+    results = {"linear_accuracy": a, "uniformity": 2.0, "tolerance": 0.3, "test_examples": 2000}
+    entries.append({"name": name, "results": results, "config": run_config.to_dict()})
+  report = macl.report(str(tmp_path), entries, config)
+  verdicts = _verdicts(report.claims)
+  assert verdicts[0] == (False, True)  # linear against fixed 0.1: inside the noise
+  assert verdicts[2] == (False, False)  # exponential against fixed 0.1: 10 points below
+  assert "over 3 seeds" in report.claims[0].noise
+  text = (tmp_path / "report.md").read_text()
+  assert "| fixed tau=0.1 | 80.00 ± 2.00 |" in text and "mean ± standard deviation over 3" in text
+  # A trend only counts beyond the noise: rising by less than 2 SE in total is no trend.
+  from contrastive import reporting
+
+  flat = [reporting.Value(m, 0.02, 0.02, 3) for m in (0.50, 0.51, 0.52)]
+  assert reporting.trend(flat, +1) == (True, False)
+  rising = [reporting.Value(m, 0.02, 0.02, 3) for m in (0.50, 0.55, 0.60)]
+  assert reporting.trend(rising, +1) == (True, True)
+  dip = [reporting.Value(m, 0.02, 0.02, 3) for m in (0.50, 0.49, 0.60)]
+  assert reporting.trend(dip, +1) == (False, True)  # a dip inside the noise is no reversal

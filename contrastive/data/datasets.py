@@ -38,14 +38,15 @@ class RunData:
   probes: dict[str, Probe]  # results gain {name}_knn_accuracy and {name}_linear_accuracy
 
 
-def prepare(cfg, *, seed: int, mesh) -> RunData:
+def prepare(cfg, *, mesh) -> RunData:
   """The data a run with data config `cfg` trains and is evaluated on.
 
   Args:
-    cfg: the config's data section.
-    seed: the run's seed (the procedural datasets and the pasted digits use it).
+    cfg: the config's data section (`cfg.seed` generates the procedural datasets
+      and draws the pasted digits).
     mesh: the run's ('data',) mesh; on several processes each reads its shard.
   """
+  seed = cfg.seed
   source = sources.load(
     cfg.name,
     data_dir=cfg.data_dir or None,

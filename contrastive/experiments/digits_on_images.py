@@ -19,7 +19,6 @@ stl10; the notebook used tf_flowers, which is not among our sources; STL-10's
 96x96 images take the 28 px digits unresized). Digits on images runs on one host.
 """
 
-import itertools
 import os
 
 from matplotlib import pyplot as plt
@@ -52,37 +51,44 @@ def get_config(arg=None):
   )
 
 
-def accuracy_rows(entries) -> list[tuple[int, float, float]]:
-  """(k, base linear accuracy, digit linear accuracy) of each run, by k."""
-  return sorted(
+def accuracy_rows(entries) -> list[tuple[int, reporting.Value, reporting.Value]]:
+  """(k, base linear accuracy, digit linear accuracy) of each run over seeds, by k."""
+  rows = [
     (
-      e["config"]["data"]["digits_pool"],
-      e["results"]["linear_accuracy"],
-      e["results"]["digit_linear_accuracy"],
+      run["config"]["data"]["digits_pool"],
+      reporting.over_seeds(run, lambda r: r["linear_accuracy"], accuracy=True),
+      reporting.over_seeds(run, lambda r: r["digit_linear_accuracy"], accuracy=True),
     )
-    for e in entries
-  )
+    for run in reporting.replicas(entries)
+  ]
+  return sorted(rows, key=lambda r: r[0])
 
 
 def claims(entries) -> list[reporting.Claim] | None:
-  """ "As k grows, base accuracy drops while digit accuracy rises", read strictly
-  (every step to a larger k); None with fewer than two runs."""
+  """ "As k grows, base accuracy drops while digit accuracy rises" (`reporting.trend`
+  along k, strict and against the noise); None with fewer than two runs."""
   rows = accuracy_rows(entries)
   if len(rows) < 2:
     return None
-  base_falls = all(a[1] >= b[1] for a, b in itertools.pairwise(rows))
-  digit_rises = all(a[2] <= b[2] for a, b in itertools.pairwise(rows))
+  base_strict, base_noisy = reporting.trend([r[1] for r in rows], -1)
+  digit_strict, digit_noisy = reporting.trend([r[2] for r in rows], +1)
   return [
     reporting.Claim(
       "As k grows, base accuracy drops while digit accuracy rises",
-      base_falls and digit_rises,
-      f"Base {reporting.sequence(r[1] for r in rows)} "
-      f"({'never rises' if base_falls else 'rises somewhere'}); digit "
-      f"{reporting.sequence(r[2] for r in rows)} "
-      f"({'never falls' if digit_rises else 'falls somewhere'}); k = "
+      base_noisy and digit_noisy,
+      f"Base {reporting.sequence(r[1].mean for r in rows)} "
+      f"({'never rises' if base_strict else 'rises somewhere'}); digit "
+      f"{reporting.sequence(r[2].mean for r in rows)} "
+      f"({'never falls' if digit_strict else 'falls somewhere'}); k = "
       + ", ".join(str(r[0]) for r in rows)
       + ".",
-      {"k": [r[0] for r in rows], "base": [r[1] for r in rows], "digit": [r[2] for r in rows]},
+      {
+        "k": [r[0] for r in rows],
+        "base": [r[1].mean for r in rows],
+        "digit": [r[2].mean for r in rows],
+      },
+      strict=base_strict and digit_strict,
+      noise=reporting.noise_basis([v for r in rows for v in r[1:]]),
     )
   ]
 
@@ -93,16 +99,16 @@ def report(workdir: str, entries: list[dict], config) -> reporting.Report:
   paths = {"figure": os.path.join(workdir, "digits_on_images.png")}
   fig, ax = plt.subplots(figsize=(5, 3.5))
   ks = [r[0] for r in rows]
-  ax.semilogx(ks, [r[1] for r in rows], "o-", label="base labels")
-  ax.semilogx(ks, [r[2] for r in rows], "s-", label="pasted digit")
+  ax.semilogx(ks, [r[1].mean for r in rows], "o-", label="base labels")
+  ax.semilogx(ks, [r[2].mean for r in rows], "s-", label="pasted digit")
   ax.set_xlabel("distinct digits k")
   ax.set_ylabel("linear accuracy")
   ax.legend(fontsize=7)
   reporting.save_figure(
     fig,
     paths["figure"],
-    header=["digits_pool", "base_linear_accuracy", "digit_linear_accuracy"],
-    rows=rows,
+    header=["digits_pool", "base_linear_accuracy", "digit_linear_accuracy", "seeds"],
+    rows=[(k, b.mean, d.mean, b.seeds) for k, b, d in rows],
   )
   return reporting.write_report(
     workdir,
@@ -116,9 +122,10 @@ def report(workdir: str, entries: list[dict], config) -> reporting.Report:
     "this as a figure without a table of numbers.",
     tables=reporting.markdown_table(
       ["k", "base linear acc", "digit linear acc"],
-      [[k, f"{b:.3f}", f"{d:.3f}"] for k, b, d in rows],
+      [[k, b.text(), d.text()] for k, b, d in rows],
     ),
     claims=claims(entries),
     figures=[("accuracy against k", "digits_on_images.png")],
     paths=paths,
+    seeds=reporting.seed_count(reporting.replicas(entries)),
   )

@@ -73,13 +73,13 @@ def loss_label(loss_config) -> str:
   return "SWD " + loss_config["distribution"].removeprefix("swd_").replace("gaussian", "Gaussian")
 
 
-def accuracy_table(entries) -> tuple[list[str], list[int], dict[str, dict[int, float]]]:
-  """(loss labels, head depths, {label: {depth: linear accuracy %}}) of the runs."""
-  acc: dict[str, dict[int, float]] = {}
-  for e in entries:
-    label = loss_label(e["config"]["loss"])
-    acc.setdefault(label, {})[e["config"]["model"]["head_depth"]] = (
-      100 * e["results"]["linear_accuracy"]
+def accuracy_table(entries) -> tuple[list[str], list[int], dict[str, dict[int, reporting.Value]]]:
+  """(loss labels, head depths, {label: {depth: linear accuracy % over seeds}})."""
+  acc: dict[str, dict[int, reporting.Value]] = {}
+  for run in reporting.replicas(entries):
+    label = loss_label(run["config"]["loss"])
+    acc.setdefault(label, {})[run["config"]["model"]["head_depth"]] = reporting.over_seeds(
+      run, lambda r: r["linear_accuracy"], accuracy=True, scale=100
     )
   labels = [name for name, _ in LOSSES if name in acc]
   depths = sorted({d for per in acc.values() for d in per})
@@ -89,21 +89,36 @@ def accuracy_table(entries) -> tuple[list[str], list[int], dict[str, dict[int, f
 def claims(entries) -> list[reporting.Claim] | None:
   """ "With a deep projection head all these losses reach similar linear accuracy": the
   spread (max - min across losses) at the deepest head is at most
-  SIMILAR_ACCURACY_POINTS and no larger than at the shallowest."""
+  SIMILAR_ACCURACY_POINTS and no larger than at the shallowest. Against the noise, a
+  spread counts as too large only where it exceeds those bounds by more than it."""
   labels, depths, acc = accuracy_table(entries)
   if len(depths) < 2 or len(labels) < 2 or any(set(acc[n]) != set(depths) for n in labels):
     return None
-  spread = {d: max(acc[n][d] for n in labels) - min(acc[n][d] for n in labels) for d in depths}
+
+  def spread(depth):
+    values = [acc[n][depth] for n in labels]
+    hi = max(values, key=lambda v: v.mean)
+    lo = min(values, key=lambda v: v.mean)
+    return hi.mean - lo.mean, (hi.se, lo.se)
+
+  spreads = {d: spread(d) for d in depths}
   deep, shallow = depths[-1], depths[0]
+  (deep_spread, deep_ses), (shallow_spread, shallow_ses) = spreads[deep], spreads[shallow]
+  strict = deep_spread <= SIMILAR_ACCURACY_POINTS and deep_spread <= shallow_spread
+  noisy = not reporting.exceeds(
+    deep_spread - SIMILAR_ACCURACY_POINTS, deep_ses
+  ) and not reporting.exceeds(deep_spread - shallow_spread, deep_ses + shallow_ses)
   return [
     reporting.Claim(
       f"With the deepest head (depth {deep}) all losses reach similar linear accuracy "
       f"(within {SIMILAR_ACCURACY_POINTS:g} points, and closer than with depth {shallow})",
-      spread[deep] <= SIMILAR_ACCURACY_POINTS and spread[deep] <= spread[shallow],
+      noisy,
       "Spread (max - min across losses) by depth: "
-      + ", ".join(f"{d}: {spread[d]:.2f}" for d in depths)
+      + ", ".join(f"{d}: {spreads[d][0]:.2f}" for d in depths)
       + ".",
-      {"spread": spread},
+      {"spread": {d: spreads[d][0] for d in depths}},
+      strict=strict,
+      noise=reporting.noise_basis(v for per in acc.values() for v in per.values()),
     )
   ]
 
@@ -116,7 +131,7 @@ def report(workdir: str, entries: list[dict], config) -> reporting.Report:
   fig, ax = plt.subplots(figsize=(5, 3.5))
   for name in labels:
     xs = [d for d in depths if d in acc[name]]
-    ax.plot(xs, [acc[name][d] for d in xs], "o-", label=name)
+    ax.plot(xs, [acc[name][d].mean for d in xs], "o-", label=name)
   ax.set_xticks(depths)
   ax.set_xlabel("projection head depth")
   ax.set_ylabel("linear accuracy (%)")
@@ -124,8 +139,13 @@ def report(workdir: str, entries: list[dict], config) -> reporting.Report:
   reporting.save_figure(
     fig,
     paths["figure"],
-    header=["loss", "head_depth", "linear_accuracy_percent"],
-    rows=[(name, d, acc[name][d]) for name in labels for d in depths if d in acc[name]],
+    header=["loss", "head_depth", "linear_accuracy_percent", "spread", "seeds"],
+    rows=[
+      (name, d, acc[name][d].mean, acc[name][d].spread, acc[name][d].seeds)
+      for name in labels
+      for d in depths
+      if d in acc[name]
+    ],
   )
   return reporting.write_report(
     workdir,
@@ -138,11 +158,12 @@ def report(workdir: str, entries: list[dict], config) -> reporting.Report:
     tables=reporting.markdown_table(
       ["loss", *(f"head depth {d}" for d in depths)],
       [
-        [name, *(f"{acc[name][d]:.2f}" if d in acc[name] else "-" for d in depths)]
+        [name, *(acc[name][d].text("{:.2f}") if d in acc[name] else "-" for d in depths)]
         for name in labels
       ],
     ),
     claims=claims(entries),
     figures=[("accuracy by loss and head depth", "generalized_losses.png")],
     paths=paths,
+    seeds=reporting.seed_count(reporting.replicas(entries)),
   )

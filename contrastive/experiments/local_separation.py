@@ -16,7 +16,6 @@ memory bank, 200 epochs). `small`: Table 1's small settings (embedded `shapes`,
 the quickstart's ConvN, in-batch negatives, 6 epochs per run).
 """
 
-import itertools
 import os
 
 from matplotlib import pyplot as plt
@@ -43,17 +42,20 @@ def get_config(arg=None):
 
 
 def profiles(entries) -> list[tuple[str, float, list[float], dict]]:
-  """(loss, tau, [pos, n1, ..., nk], entry) of each run, by loss then tau."""
-  rows = [
-    (
-      e["config"]["loss"]["name"],
-      float(e["config"]["loss"]["temperature"]),
-      e["results"]["local_separation"],
-      e,
-    )
-    for e in entries
-  ]
+  """(loss, tau, mean [pos, n1, ..., nk] over seeds, `replicas` group) of each run,
+  by loss then tau."""
+  rows = []
+  for run in reporting.replicas(entries):
+    per_seed = [r["local_separation"] for r in run["runs"]]
+    mean = [sum(column) / len(column) for column in zip(*per_seed, strict=True)]
+    loss = run["config"]["loss"]
+    rows.append((loss["name"], float(loss["temperature"]), mean, run))
   return sorted(rows, key=lambda r: (r[0], r[1]))
+
+
+def _gap(results) -> float:
+  profile = results["local_separation"]
+  return profile[0] - profile[1]
 
 
 def claims(entries) -> list[reporting.Claim] | None:
@@ -64,15 +66,20 @@ def claims(entries) -> list[reporting.Claim] | None:
     mine = [r for r in rows if r[0] == name]
     if len(mine) < 2:
       continue
-    gaps = [p[0] - p[1] for _, _, p, _ in mine]
+    gaps = [reporting.over_seeds(run, _gap) for *_, run in mine]
     taus = [t for _, t, _, _ in mine]
+    strict, noisy = reporting.trend(gaps, -1)
     found.append(
       reporting.Claim(
         f"`{name}`: smaller tau gives a larger gap between the positive and the nearest "
         "negative (the gap falls as tau grows)",
-        all(a > b for a, b in itertools.pairwise(gaps)),
-        "Gap at tau " + ", ".join(f"{t:g}: {g:.3f}" for t, g in zip(taus, gaps, strict=True)) + ".",
-        {"temperatures": taus, "gaps": gaps},
+        noisy,
+        "Gap at tau "
+        + ", ".join(f"{t:g}: {g.text()}" for t, g in zip(taus, gaps, strict=True))
+        + ".",
+        {"temperatures": taus, "gaps": [g.mean for g in gaps]},
+        strict=strict,
+        noise=reporting.noise_basis(gaps),
       )
     )
   return found or None
@@ -145,7 +152,7 @@ def report(workdir: str, entries: list[dict], config) -> reporting.Report:
   if rows:
     write_embedding_figure(
       paths["embedding"],
-      [(f"{n} tau={t:g}", os.path.join(workdir, e["name"])) for n, t, _, e in rows],
+      [(f"{n} tau={t:g}", os.path.join(workdir, run["name"])) for n, t, _, run in rows],
     )
   return reporting.write_report(
     workdir,
@@ -166,4 +173,5 @@ def report(workdir: str, entries: list[dict], config) -> reporting.Report:
       ("2-D test embeddings", "embedding.png"),
     ],
     paths=paths,
+    seeds=reporting.seed_count(reporting.replicas(entries)),
   )

@@ -59,39 +59,48 @@ def label(loss) -> str:
   return f"fixed tau={loss['temperature']:g}"
 
 
+def _accuracy(run) -> reporting.Value:
+  return reporting.over_seeds(run, lambda r: r["linear_accuracy"], accuracy=True, scale=100)
+
+
 def claims(entries) -> list[reporting.Claim] | None:
-  """Each MACL run against the fixed run at its tau_0 and against the best fixed run;
-  None until there are both."""
+  """Each MACL run against the fixed run at its tau_0 and against the best fixed run,
+  judged against the noise; None until there are both."""
+  runs = reporting.replicas(entries)
   fixed = {
-    e["config"]["loss"]["temperature"]: e["results"]["linear_accuracy"]
-    for e in entries
-    if e["config"]["loss"]["name"] != "macl"
+    run["config"]["loss"]["temperature"]: _accuracy(run)
+    for run in runs
+    if run["config"]["loss"]["name"] != "macl"
   }
-  macl = [e for e in entries if e["config"]["loss"]["name"] == "macl"]
+  macl = [run for run in runs if run["config"]["loss"]["name"] == "macl"]
   if not fixed or not macl:
     return None
-  best_fixed = max(fixed.values())
+  best_fixed = max(fixed.values(), key=lambda v: v.mean)
   found = []
-  for e in macl:
-    loss, acc = e["config"]["loss"], e["results"]["linear_accuracy"]
+  for run in macl:
+    loss, acc = run["config"]["loss"], _accuracy(run)
     base = fixed.get(loss["temperature"])
     versus = (
-      f"fixed tau={loss['temperature']:g} {100 * base:.2f}"
+      f"fixed tau={loss['temperature']:g} {base.text('{:.2f}')}"
       if base is not None
       else "no fixed run at its tau_0"
     )
     found += [
       reporting.Claim(
         f"{label(loss)} improves on the fixed temperature at its tau_0",
-        base is not None and acc > base,
-        f"{100 * acc:.2f} against {versus}.",
-        {"accuracy": acc, "fixed": base},
+        base is not None and reporting.difference(base, acc) == 1,
+        f"{acc.text('{:.2f}')} against {versus}.",
+        {"accuracy": acc.mean, "fixed": None if base is None else base.mean},
+        strict=base is not None and acc.mean > base.mean,
+        noise=reporting.noise_basis([acc] + ([base] if base else [])),
       ),
       reporting.Claim(
         f"{label(loss)} improves on the best fixed run",
-        acc > best_fixed,
-        f"{100 * acc:.2f} against {100 * best_fixed:.2f}.",
-        {"accuracy": acc, "best_fixed": best_fixed},
+        reporting.difference(best_fixed, acc) == 1,
+        f"{acc.text('{:.2f}')} against {best_fixed.text('{:.2f}')}.",
+        {"accuracy": acc.mean, "best_fixed": best_fixed.mean},
+        strict=acc.mean > best_fixed.mean,
+        noise=reporting.noise_basis([acc, best_fixed]),
       ),
     ]
   return found
@@ -101,13 +110,17 @@ def report(workdir: str, entries: list[dict], config) -> reporting.Report:
   """report.md (each run's accuracy, uniformity, tolerance and final tau; the published
   ImageNet numbers; the claims) and macl_temperature.png with its CSV."""
   rows = []
-  for e in entries:
-    loss = e["config"]["loss"]
-    run_dir = os.path.join(workdir, e["name"])
+  for run in reporting.replicas(entries):
+    loss = run["config"]["loss"]
+    run_dir = os.path.join(workdir, run["name"])
     tau = None
     if loss["name"] == "macl" and os.path.exists(os.path.join(run_dir, "metrics.jsonl")):
-      tau = saved.load(run_dir).series("temperature")
-    rows.append((label(loss), loss, e["results"], tau))
+      tau = saved.load(run_dir).series("temperature")  # the first seed's trajectory
+    figures = {
+      key: reporting.over_seeds(run, lambda r, key=key: r[key])
+      for key in ("uniformity", "tolerance")
+    }
+    rows.append((label(loss), loss, {"acc": _accuracy(run), **figures}, tau))
   paths = {"figure": os.path.join(workdir, "macl_temperature.png")}
   fig, ax = plt.subplots(figsize=(5, 3.5))
   for name, loss, _, t in rows:
@@ -118,13 +131,20 @@ def report(workdir: str, entries: list[dict], config) -> reporting.Report:
   ax.set_xlabel("step")
   ax.set_ylabel("temperature")
   ax.set_title("MACL's adaptive tau (dashed: fixed runs)", fontsize=9)
-  ax.legend(fontsize=7)
+  if any(t is not None for *_, t in rows):
+    ax.legend(fontsize=7)
   reporting.save_figure(
     fig,
     paths["figure"],
     header=["run", "linear_accuracy", "uniformity", "tolerance", "final_temperature"],
     rows=[
-      (name, r["linear_accuracy"], r["uniformity"], r["tolerance"], "" if t is None else t[1][-1])
+      (
+        name,
+        r["acc"].mean / 100,
+        r["uniformity"].mean,
+        r["tolerance"].mean,
+        "" if t is None else t[1][-1],
+      )
       for name, _, r, t in rows
     ],
   )
@@ -147,9 +167,9 @@ def report(workdir: str, entries: list[dict], config) -> reporting.Report:
       [
         [
           name,
-          f"{100 * r['linear_accuracy']:.2f}",
-          f"{r['uniformity']:.3f}",
-          f"{r['tolerance']:.3f}",
+          r["acc"].text("{:.2f}"),
+          r["uniformity"].text(),
+          r["tolerance"].text(),
           tau_text(loss, t),
         ]
         for name, loss, r, t in rows
@@ -168,4 +188,5 @@ def report(workdir: str, entries: list[dict], config) -> reporting.Report:
     claims=claims(entries),
     figures=[("adaptive temperature", "macl_temperature.png")],
     paths=paths,
+    seeds=reporting.seed_count(reporting.replicas(entries)),
   )

@@ -27,9 +27,7 @@ to log(1 + K): the runs fall into that point within 20 steps. The paper's 4095 h
 negatives come from a 50,000-entry memory bank (`scale=paper`).
 """
 
-import itertools
 import os
-import statistics
 
 from matplotlib import pyplot as plt
 
@@ -105,32 +103,34 @@ def column(loss_config) -> str:
   return ("C" if name == "contrastive" else "H") + f"{loss_config['temperature']:g}"
 
 
-def table(entries) -> dict[str, dict[str, float]]:
-  """{column: {metric: value}} of the finished runs (accuracy in %)."""
+def table(entries) -> dict[str, dict[str, reporting.Value]]:
+  """{column: {metric: value over seeds}} of the finished runs (accuracy in %)."""
   return {
-    column(e["config"]["loss"]): {
-      "acc": 100 * e["results"]["linear_accuracy"],
-      "-L_unif": e["results"]["uniformity"],
-      "tolerance": e["results"]["tolerance"],
+    column(run["config"]["loss"]): {
+      "acc": reporting.over_seeds(run, lambda r: r["linear_accuracy"], accuracy=True, scale=100),
+      "-L_unif": reporting.over_seeds(run, lambda r: r["uniformity"]),
+      "tolerance": reporting.over_seeds(run, lambda r: r["tolerance"]),
     }
-    for e in entries
+    for run in reporting.replicas(entries)
   }
 
 
 def _columns(ours) -> tuple[list[float], list[str]]:
   taus = sorted({float(c[1:]) for c in ours if c[0] in "CH"})
-  return taus, [f"C{t:g}" for t in taus] + ["simple"] + [f"H{t:g}" for t in taus] + ["hard_simple"]
+  columns = [f"C{t:g}" for t in taus] + ["simple"] + [f"H{t:g}" for t in taus]
+  return taus, columns + ["hard_simple"]
 
 
 def claims(entries) -> list[reporting.Claim] | None:
   """The four claims of spec 1.5 on our numbers; None while the sweep is incomplete.
 
-  1. contrastive: -L_unif never rises and tolerance never falls from one tau to the
-     next larger; 2. contrastive accuracy is an inverted U (best tau strictly inside
-     the grid); 3. hard contrastive: the range (max - min) of -L_unif across tau is
-     narrower than the contrastive loss's and its mean is no lower; 4. the simple
-     loss has the lowest accuracy of the grid and HardSimple recovers more than half
-     of the gap to the best contrastive run.
+  1. contrastive: as tau grows, -L_unif falls and tolerance rises (`reporting.trend`);
+  2. contrastive accuracy is an inverted U (the best tau strictly inside the grid,
+     above both ends); 3. hard contrastive: the range (max - min) of -L_unif across
+  tau is narrower than the contrastive loss's and its mean is no lower; 4. the simple
+  loss has the lowest accuracy of the grid and HardSimple recovers more than half of
+  the gap to the best contrastive run. Each verdict is judged against the noise
+  (differences beyond 2 standard errors), the strict reading beside it.
   """
   ours = table(entries)
   taus, columns = _columns(ours)
@@ -140,48 +140,87 @@ def claims(entries) -> list[reporting.Claim] | None:
   c_tol = [ours[f"C{t:g}"]["tolerance"] for t in taus]
   c_acc = [ours[f"C{t:g}"]["acc"] for t in taus]
   h_unif = [ours[f"H{t:g}"]["-L_unif"] for t in taus]
-  seq = reporting.sequence
-  narrower = max(h_unif) - min(h_unif) < max(c_unif) - min(c_unif)
-  high = statistics.mean(h_unif) >= statistics.mean(c_unif)
-  unif_falls = all(a >= b for a, b in itertools.pairwise(c_unif))
-  tol_rises = all(a <= b for a, b in itertools.pairwise(c_tol))
-  best = max(range(len(taus)), key=lambda i: c_acc[i])
+  exceeds = reporting.exceeds
+
+  def seq(values, fmt="{:.3f}"):
+    return reporting.sequence((v.mean for v in values), fmt)
+
+  # 1: the two trends.
+  unif_strict, unif_noisy = reporting.trend(c_unif, -1)
+  tol_strict, tol_noisy = reporting.trend(c_tol, +1)
+  # 2: the best tau inside the grid, above both ends.
+  best = max(range(len(taus)), key=lambda i: c_acc[i].mean)
+  inside = 0 < best < len(taus) - 1
+  above_ends = all(reporting.difference(c_acc[i], c_acc[best]) == 1 for i in (0, len(taus) - 1))
+
+  # 3: ranges and means of -L_unif, each with the noise of its terms.
+  def spread(values):
+    hi = max(values, key=lambda v: v.mean)
+    lo = min(values, key=lambda v: v.mean)
+    return hi.mean - lo.mean, (hi.se, lo.se)
+
+  (h_range, h_ses), (c_range, c_ses) = spread(h_unif), spread(c_unif)
+  h_mean = sum(v.mean for v in h_unif) / len(taus)
+  c_mean = sum(v.mean for v in c_unif) / len(taus)
+  mean_ses = [v.se / len(taus) for v in h_unif + c_unif]
+  narrower_strict, high_strict = h_range < c_range, h_mean >= c_mean
+  narrower = exceeds(c_range - h_range, h_ses + c_ses)
+  high = not exceeds(c_mean - h_mean, mean_ses)
+  # 4: the simple loss lowest; HardSimple past half the gap.
   acc = {c: v["acc"] for c, v in ours.items()}
-  simple_lowest = acc["simple"] == min(acc.values())
-  gap = max(c_acc) - acc["simple"]
-  recovered = (acc["hard_simple"] - acc["simple"]) / gap if gap > 0 else float("nan")
+  simple, hard_simple = acc["simple"], acc["hard_simple"]
+  best_c = c_acc[best]
+  others = [v for c, v in acc.items() if c != "simple"]
+  lowest_strict = all(simple.mean <= v.mean for v in others)
+  lowest = all(reporting.difference(simple, v) == 1 for v in others)
+  gap = best_c.mean - simple.mean
+  recovered = (hard_simple.mean - simple.mean) / gap if gap > 0 else float("nan")
+  past_half = hard_simple.mean - 0.5 * best_c.mean - 0.5 * simple.mean
+  past_half_ses = (hard_simple.se, 0.5 * best_c.se, 0.5 * simple.se)
+  lowest_name = min(acc, key=lambda c: acc[c].mean)
   return [
     reporting.Claim(
-      f"As tau grows ({seq(taus, '{:g}')}), uniformity falls and tolerance rises for the "
-      "contrastive loss",
-      unif_falls and tol_rises,
-      f"-L_unif {seq(c_unif)} ({'never rises' if unif_falls else 'rises somewhere'}); "
-      f"tolerance {seq(c_tol)} ({'never falls' if tol_rises else 'falls somewhere'}).",
-      {"temperatures": taus, "uniformity": c_unif, "tolerance": c_tol},
+      f"As tau grows ({reporting.sequence(taus, '{:g}')}), uniformity falls and tolerance "
+      "rises for the contrastive loss",
+      unif_noisy and tol_noisy,
+      f"-L_unif {seq(c_unif)} ({'never rises' if unif_strict else 'rises somewhere'}); "
+      f"tolerance {seq(c_tol)} ({'never falls' if tol_strict else 'falls somewhere'}).",
+      {
+        "temperatures": taus,
+        "uniformity": [v.mean for v in c_unif],
+        "tolerance": [v.mean for v in c_tol],
+      },
+      strict=unif_strict and tol_strict,
+      noise=reporting.noise_basis(c_unif + c_tol),
     ),
     reporting.Claim(
       "Contrastive accuracy is an inverted U in tau",
-      0 < best < len(taus) - 1,
+      inside and above_ends,
       f"Accuracy {seq(c_acc, '{:.2f}')}, best at tau = {taus[best]:g}.",
-      {"accuracy": c_acc, "best_temperature": taus[best]},
+      {"accuracy": [v.mean for v in c_acc], "best_temperature": taus[best]},
+      strict=inside,
+      noise=reporting.noise_basis(c_acc),
     ),
     reporting.Claim(
       "The hard contrastive loss keeps uniformity high and within a narrower band across tau",
       narrower and high,
-      f"Range of -L_unif: hard {max(h_unif) - min(h_unif):.3f} ({seq(h_unif)}) against "
-      f"contrastive {max(c_unif) - min(c_unif):.3f} "
-      f"({'narrower' if narrower else 'not narrower'}); mean -L_unif hard "
-      f"{statistics.mean(h_unif):.3f} against contrastive {statistics.mean(c_unif):.3f} "
-      f"({'as high or higher' if high else 'lower'}).",
-      {"hard_uniformity": h_unif, "contrastive_uniformity": c_unif},
+      f"Range of -L_unif: hard {h_range:.3f} ({seq(h_unif)}) against contrastive "
+      f"{c_range:.3f} ({'narrower' if narrower_strict else 'not narrower'}); mean -L_unif "
+      f"hard {h_mean:.3f} against contrastive {c_mean:.3f} "
+      f"({'as high or higher' if high_strict else 'lower'}).",
+      {"hard_range": h_range, "contrastive_range": c_range},
+      strict=narrower_strict and high_strict,
+      noise=reporting.noise_basis(h_unif + c_unif),
     ),
     reporting.Claim(
       "The simple loss has the lowest accuracy of the grid and HardSimple recovers most of the gap",
-      simple_lowest and recovered > 0.5,
-      f"Simple {acc['simple']:.2f} (lowest: {min(acc, key=acc.get)} "
-      f"{min(acc.values()):.2f}), HardSimple {acc['hard_simple']:.2f}, best contrastive "
-      f"{max(c_acc):.2f}: {100 * recovered:.0f}% of the gap recovered.",
-      {"recovered": recovered, "simple_lowest": simple_lowest},
+      lowest and exceeds(past_half, past_half_ses),
+      f"Simple {simple.mean:.2f} (lowest: {lowest_name} {acc[lowest_name].mean:.2f}), "
+      f"HardSimple {hard_simple.mean:.2f}, best contrastive {best_c.mean:.2f}: "
+      f"{100 * recovered:.0f}% of the gap recovered.",
+      {"recovered": recovered, "simple_lowest": lowest_strict},
+      strict=lowest_strict and recovered > 0.5,
+      noise=reporting.noise_basis(list(acc.values())),
     ),
   ]
 
@@ -198,11 +237,11 @@ def report(workdir: str, entries: list[dict], config) -> reporting.Report:
   for ax, m in zip(axes, METRICS, strict=True):
     for prefix, label in (("C", "contrastive"), ("H", "hard contrastive")):
       xs = [t for t in taus if f"{prefix}{t:g}" in ours]
-      ax.plot(xs, [ours[f"{prefix}{t:g}"][m] for t in xs], "o-", label=label)
+      ax.plot(xs, [ours[f"{prefix}{t:g}"][m].mean for t in xs], "o-", label=label)
     for name in ("simple", "hard_simple"):
       if name in ours:
         ax.axhline(
-          ours[name][m], ls="--", lw=1, color="C2" if name == "simple" else "C3", label=name
+          ours[name][m].mean, ls="--", lw=1, color="C2" if name == "simple" else "C3", label=name
         )
     ax.set_xlabel("tau")
     ax.set_title(m)
@@ -212,10 +251,12 @@ def report(workdir: str, entries: list[dict], config) -> reporting.Report:
     paths["figure"],
     header=["column"]
     + [f"{m}_ours" for m in METRICS]
+    + [f"{m}_spread" for m in METRICS]
     + [f"{m}_published_{reference}" for m in METRICS],
     rows=[
       [c]
-      + [ours.get(c, {}).get(m, "") for m in METRICS]
+      + [ours[c][m].mean if c in ours else "" for m in METRICS]
+      + [ours[c][m].spread if c in ours else "" for m in METRICS]
       + [published[m].get(c, "") for m in METRICS]
       for c in columns
     ],
@@ -224,10 +265,10 @@ def report(workdir: str, entries: list[dict], config) -> reporting.Report:
   def cell(c, m):
     o = ours.get(c, {}).get(m)
     p = published[m].get(c)
-    text = "-" if o is None else (f"{o:.2f}" if m == "acc" else f"{o:.3f}")
+    text = "-" if o is None else o.text("{:.2f}" if m == "acc" else "{:.3f}")
     return text + (f" ({p:g})" if p is not None else "")
 
-  collapsed = [c for c in columns if c in ours and ours[c]["-L_unif"] < COLLAPSED_UNIFORMITY]
+  collapsed = [c for c in columns if c in ours and ours[c]["-L_unif"].mean < COLLAPSED_UNIFORMITY]
   notes = [
     f"Collapsed runs (-L_unif below {COLLAPSED_UNIFORMITY}: the test embeddings nearly "
     f"coincide): {', '.join(collapsed)}."
@@ -248,4 +289,5 @@ def report(workdir: str, entries: list[dict], config) -> reporting.Report:
     paths=paths,
     notes=notes if collapsed else (),
     numbered=True,
+    seeds=reporting.seed_count(reporting.replicas(entries)),
   )
