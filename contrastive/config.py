@@ -333,8 +333,6 @@ def with_overrides(config, overrides: str) -> ml_collections.ConfigDict:
 # ----------------------------------------------------------------------------------
 # Experiments: a paper study's config at a scale.
 
-SCALES = ("small", "paper")
-
 
 def experiment(arg: str | None, *, scales: dict, runs, report: str, own=()):
   """A paper study's config: the sweep of `runs` at a scale, with its report.

@@ -55,6 +55,17 @@ def test_every_study_is_found_by_name_and_declares_its_grid():
   assert wang_liu_table1.get_config("scale=small,epochs=2").train.num_epochs == 2
   with pytest.raises(config_lib.ConfigError, match="Unknown scale 'huge'"):
     wang_liu_table1.get_config("scale=huge")
+  # Every study has the three scales; medium trains on the CIFAR-like objects.
+  for name in experiments.names():
+    if name == "relative_penalty":  # an analysis: no training runs, no scales
+      continue
+    for scale in ("small", "medium", "paper"):
+      c = experiments.get(name).get_config(f"scale={scale},seeds=2")
+      runs = sweep.expand(c)
+      assert len(runs) == 2 * len(experiments.get(name).get_config(f"scale={scale}").sweep.runs)
+      for _, _, run_config in runs:
+        config_lib.check(run_config)
+      assert scale != "medium" or c.data.name == "objects"
 
 
 def test_randbit_claims(tmp_path):

@@ -10,6 +10,7 @@ digit for digits on images). The trainer and the evaluation read only this.
 import dataclasses
 
 import jax
+from jax.experimental import multihost_utils
 import numpy as np
 
 from contrastive.data import pipeline
@@ -38,6 +39,18 @@ class RunData:
   probes: dict[str, Probe]  # results gain {name}_knn_accuracy and {name}_linear_accuracy
 
 
+def _global(labels: np.ndarray, mesh) -> np.ndarray:
+  """Every process's labels of a split, in the order of its rows on the mesh.
+
+  `pipeline.to_device` keeps, of each process's shard, a multiple of its device
+  count and lays the shards out in process order; the labels follow suit.
+  """
+  if jax.process_count() == 1:
+    return labels
+  rows = len(labels) // mesh.local_mesh.size * mesh.local_mesh.size
+  return np.asarray(multihost_utils.process_allgather(labels[:rows], tiled=True))
+
+
 def prepare(cfg, *, mesh) -> RunData:
   """The data a run with data config `cfg` trains and is evaluated on.
 
@@ -55,7 +68,10 @@ def prepare(cfg, *, mesh) -> RunData:
     process_count=jax.process_count(),
     train_examples=cfg.train_examples,
   )
-  probes = {}
+  probes = {
+    name: Probe(_global(train, mesh), _global(test, mesh), num_classes)
+    for name, (train, test, num_classes) in source.label_sets.items()
+  }
   if cfg.digits_pool:
     (train, test), (digit_train, digit_test) = suppression.paste_digits_on_splits(
       (source.train.images, source.train.labels),

@@ -16,6 +16,7 @@ import os
 import numpy as np
 
 from contrastive.data import embedded
+from contrastive.data import objects
 
 
 class DatasetNotPreparedError(FileNotFoundError):
@@ -40,12 +41,15 @@ class Split:
 
 @dataclasses.dataclass(frozen=True)
 class Source:
-  """A dataset: its name, train and test splits, and number of classes."""
+  """A dataset: its name, train and test splits, number of classes, and any further
+  label sets (`label_sets`: name -> (train labels, test labels, number of classes),
+  e.g. `objects100`'s superclasses as "coarse")."""
 
   name: str
   train: Split
   test: Split
   num_classes: int
+  label_sets: dict = dataclasses.field(default_factory=dict)
 
   @property
   def image_shape(self) -> tuple[int, int, int]:
@@ -86,10 +90,23 @@ IMAGENET100_CLASSES = (
     "n02116738", "n02108089", "n03424325", "n01855672", "n02090622",
 )  # fmt: skip
 
+
+def _objects(name):
+  def load(seed=0):
+    train, test, num_classes, (train_extra, test_extra) = objects.load(name, seed)
+    extra = ("coarse", 20) if name == "objects100" else ("fine", 50)
+    return train, test, num_classes, {extra[0]: (train_extra, test_extra, extra[1])}
+
+  return load
+
+
+# name -> loader(seed) returning (train, test, num_classes[, label_sets]).
 EMBEDDED_DATASETS = {
   "digits": embedded.digits,
   "shapes": embedded.shapes,
   "shapes_colour": embedded.shapes_colour,
+  "objects": _objects("objects"),
+  "objects100": _objects("objects100"),
 }
 
 STREAMING_DATASETS = ("imagenet100",)
@@ -197,17 +214,19 @@ def load(
     The `Source`, arrays in TFDS order (shuffling happens in the pipeline).
   """
   if name in EMBEDDED_DATASETS:
-    train, test, num_classes = EMBEDDED_DATASETS[name](seed=seed)
-    if train_examples:
-      train = (train[0][:train_examples], train[1][:train_examples])
-    source = Source(name, Split(*train), Split(*test), num_classes)
+    train, test, num_classes, *label_sets = EMBEDDED_DATASETS[name](seed=seed)
+    label_sets = label_sets[0] if label_sets else {}
+    n = train_examples or len(train[1])
+    train = (train[0][:n], train[1][:n])
+    label_sets = {k: (tr[:n], te, c) for k, (tr, te, c) in label_sets.items()}
     if process_count > 1:
-      source = dataclasses.replace(
-        source,
-        train=_shard(source.train, process_index, process_count),
-        test=_shard(source.test, process_index, process_count),
-      )
-    return source
+      train = _shard(train, process_index, process_count)
+      test = _shard(test, process_index, process_count)
+      label_sets = {
+        k: (_shard(tr, process_index, process_count), _shard(te, process_index, process_count), c)
+        for k, (tr, te, c) in label_sets.items()
+      }
+    return Source(name, Split(*train), Split(*test), num_classes, label_sets)
   if name in TFDS_DATASETS:
     return _load_tfds(
       name,
@@ -221,10 +240,12 @@ def load(
   raise ValueError(f"Unknown dataset {name!r}; valid: {', '.join(names())}.")
 
 
-def _shard(split: Split, index: int, count: int) -> Split:
-  per = len(split.labels) // count
-  sl = slice(index * per, (index + 1) * per)
-  return Split(split.images[sl], split.labels[sl])
+def _shard(arrays, index: int, count: int):
+  """This process's equal share of a tuple of arrays (or of one array)."""
+  if not isinstance(arrays, tuple):
+    return _shard((arrays,), index, count)[0]
+  per = len(arrays[0]) // count
+  return tuple(a[index * per : (index + 1) * per] for a in arrays)
 
 
 def imagenet100_stream(

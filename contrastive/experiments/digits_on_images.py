@@ -36,6 +36,12 @@ def small():
   return c
 
 
+def medium():
+  c = recipes.medium()
+  c.data.digits_size = 16
+  return c
+
+
 def paper():
   c = recipes.simclr_cifar()
   c.data.name = "stl10"
@@ -45,7 +51,7 @@ def paper():
 def get_config(arg=None):
   return config_lib.experiment(
     arg,
-    scales={"small": small, "paper": paper},
+    scales={"small": small, "medium": medium, "paper": paper},
     runs=config_lib.grid(data__digits_pool=POOL_SIZES),
     report="digits_on_images",
   )

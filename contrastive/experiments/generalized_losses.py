@@ -58,7 +58,7 @@ SIMILAR_ACCURACY_POINTS = 5.0
 def get_config(arg=None):
   return config_lib.experiment(
     arg,
-    scales={"small": recipes.small, "paper": recipes.simclr_cifar},
+    scales={"small": recipes.small, "medium": recipes.medium, "paper": recipes.simclr_cifar},
     runs=tuple(f"{o},model.head_depth={depth}" for _, o in LOSSES for depth in HEAD_DEPTHS),
     report="generalized_losses",
   )

@@ -34,7 +34,11 @@ def runs(loss: str = "contrastive") -> tuple[str, ...]:
 def get_config(arg=None):
   return config_lib.experiment(
     arg,
-    scales={"small": wang_liu_table1.small, "paper": recipes.wang_liu},
+    scales={
+      "small": wang_liu_table1.small,
+      "medium": wang_liu_table1.medium,
+      "paper": recipes.wang_liu,
+    },
     runs=runs,
     report="local_separation",
     own=("loss",),
@@ -160,9 +164,11 @@ def report(workdir: str, entries: list[dict], config) -> reporting.Report:
     title="Wang & Liu (CVPR 2021), Fig. 8: local separation across tau",
     intro=f"Dataset `{config.data.name}`, {config.model.encoder}, layout "
     f"`{config.loss.layout}`, batch {config.data.batch_size}, {config.train.num_epochs} "
-    f"epochs per run. Mean over test anchors of the similarity to the positive (the "
-    f"other view) and to the {k} nearest negatives; the paper gives this figure "
-    "without a table of numbers.",
+    f"epochs per run. Every test image is an anchor: its first augmented view's "
+    f"projection against the second views of all test images. pos: the similarity to "
+    f"its own second view; n1..n{k}: the {k} largest similarities to the second views "
+    f"of the other test images, in decreasing order; each averaged over anchors. The "
+    "paper gives this figure without a table of numbers.",
     tables=reporting.markdown_table(
       ["loss", "tau", *header, "pos - n1"],
       [[n, f"{t:g}", *(f"{v:.3f}" for v in p), f"{p[0] - p[1]:.3f}"] for n, t, p, _ in rows],

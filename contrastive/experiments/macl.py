@@ -44,7 +44,7 @@ RUNS = (
 def get_config(arg=None):
   return config_lib.experiment(
     arg,
-    scales={"small": recipes.small, "paper": recipes.simclr_cifar},
+    scales={"small": recipes.small, "medium": recipes.medium, "paper": recipes.simclr_cifar},
     runs=RUNS,
     report="macl",
   )

@@ -83,10 +83,16 @@ def small():
   return c
 
 
+def medium():
+  c = recipes.medium()
+  c.loss.hard_fraction = 0.5
+  return c
+
+
 def get_config(arg=None):
   return config_lib.experiment(
     arg,
-    scales={"small": small, "paper": recipes.wang_liu},
+    scales={"small": small, "medium": medium, "paper": recipes.wang_liu},
     runs=config_lib.grid(
       loss__name=("contrastive", "hard_contrastive"), loss__temperature=TEMPERATURES
     )
