@@ -226,6 +226,12 @@ def over_seeds(group: dict, figure, *, accuracy: bool = False, scale: float = 1.
   return measure([scale * figure(r) for r in runs], test_examples=n_test, scale=scale)
 
 
+def accuracy(group: dict, key: str = "linear_accuracy", *, scale: float = 1.0) -> Value:
+  """An accuracy of a run over its seeds (`scale` 100 for %), with the binomial standard
+  error of its test images when there is one seed."""
+  return over_seeds(group, lambda r: r[key], accuracy=True, scale=scale)
+
+
 def noise_basis(values) -> str:
   """What the standard errors of `values` rest on, for a claim's verdict."""
   values = list(values)

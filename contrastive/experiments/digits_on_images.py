@@ -62,8 +62,8 @@ def accuracy_rows(entries) -> list[tuple[int, reporting.Value, reporting.Value]]
   rows = [
     (
       run["config"]["data"]["digits_pool"],
-      reporting.over_seeds(run, lambda r: r["linear_accuracy"], accuracy=True),
-      reporting.over_seeds(run, lambda r: r["digit_linear_accuracy"], accuracy=True),
+      reporting.accuracy(run),
+      reporting.accuracy(run, "digit_linear_accuracy"),
     )
     for run in reporting.replicas(entries)
   ]

@@ -78,8 +78,8 @@ def accuracy_table(entries) -> tuple[list[str], list[int], dict[str, dict[int, r
   acc: dict[str, dict[int, reporting.Value]] = {}
   for run in reporting.replicas(entries):
     label = loss_label(run["config"]["loss"])
-    acc.setdefault(label, {})[run["config"]["model"]["head_depth"]] = reporting.over_seeds(
-      run, lambda r: r["linear_accuracy"], accuracy=True, scale=100
+    acc.setdefault(label, {})[run["config"]["model"]["head_depth"]] = reporting.accuracy(
+      run, scale=100
     )
   labels = [name for name, _ in LOSSES if name in acc]
   depths = sorted({d for per in acc.values() for d in per})

@@ -60,7 +60,7 @@ def label(loss) -> str:
 
 
 def _accuracy(run) -> reporting.Value:
-  return reporting.over_seeds(run, lambda r: r["linear_accuracy"], accuracy=True, scale=100)
+  return reporting.accuracy(run, scale=100)
 
 
 def claims(entries) -> list[reporting.Claim] | None:

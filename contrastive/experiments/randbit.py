@@ -63,7 +63,7 @@ def accuracy_table(entries) -> dict[float, dict[int, reporting.Value]]:
   for run in reporting.replicas(entries):
     cfg = run["config"]
     acc.setdefault(cfg["loss"]["temperature"], {})[cfg["data"]["randbit_bits"]] = (
-      reporting.over_seeds(run, lambda r: r["linear_accuracy"], accuracy=True)
+      reporting.accuracy(run)
     )
   return acc
 

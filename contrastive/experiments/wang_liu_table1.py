@@ -113,7 +113,7 @@ def table(entries) -> dict[str, dict[str, reporting.Value]]:
   """{column: {metric: value over seeds}} of the finished runs (accuracy in %)."""
   return {
     column(run["config"]["loss"]): {
-      "acc": reporting.over_seeds(run, lambda r: r["linear_accuracy"], accuracy=True, scale=100),
+      "acc": reporting.accuracy(run, scale=100),
       "-L_unif": reporting.over_seeds(run, lambda r: r["uniformity"]),
       "tolerance": reporting.over_seeds(run, lambda r: r["tolerance"]),
     }
