@@ -33,7 +33,8 @@ class Claim:
       twice its standard error (`NOISE_SE`).
     evidence: the numbers behind the verdict, as the report prints them.
     numbers: the same numbers as data (for tests and notebooks).
-    strict: the strict reading, every difference taken at face value.
+    strict: the strict reading, every difference taken at face value; None where
+      no noise applies (an analysis in closed form): `holds` is then the verdict.
     noise: what the noise was estimated from ("3 seeds", "binomial, 2000 test
       images"), or why it could not be ("one seed: noise unknown").
   """
@@ -46,11 +47,12 @@ class Claim:
   noise: str = ""
 
   def markdown(self) -> str:
-    strict = self.holds if self.strict is None else self.strict
+    if self.strict is None:
+      return f"{self.statement}: {verdict(self.holds)}. {self.evidence}"
     basis = f"; {self.noise}" if self.noise else ""
     return (
-      f"{self.statement}: {verdict(self.holds)} (strict reading: {verdict(strict)}{basis}). "
-      f"{self.evidence}"
+      f"{self.statement}: {verdict(self.holds)} (strict reading: {verdict(self.strict)}"
+      f"{basis}). {self.evidence}"
     )
 
 
@@ -113,7 +115,7 @@ def write_report(
   paths: dict[str, str],
   notes=(),
   numbered: bool = False,
-  seeds: int = 1,
+  seeds: int | None = None,
 ) -> Report:
   """Writes WORKDIR/report.md and returns the `Report`.
 
@@ -128,14 +130,15 @@ def write_report(
     paths: the files written so far, by name; report.md is added.
     notes: paragraphs after the claims (e.g. collapsed runs).
     numbered: number the claims as the paper does (1., 2., ...) instead of bullets.
-    seeds: seeds per run (the fewest, if they differ).
+    seeds: seeds per run (the fewest, if they differ); None for a study without
+      training runs.
   """
-  if seeds > 1:
+  if seeds is not None and seeds > 1:
     intro += (
       f" Each figure is the mean ± standard deviation over {seeds} seeds; a difference "
       f"counts when it exceeds {NOISE_SE:g} standard errors."
     )
-  else:
+  elif seeds == 1:
     intro += " One seed per run: rerun with seeds=N for the spread."
   lines = [f"# {title}", "", intro, "", *tables, "", "## Claims, on our numbers", ""]
   if claims is None:
