@@ -235,6 +235,13 @@ def accuracy(group: dict, key: str = "linear_accuracy", *, scale: float = 1.0) -
   return over_seeds(group, lambda r: r[key], accuracy=True, scale=scale)
 
 
+def value_range(values) -> tuple[float, tuple[float, float]]:
+  """(max - min of the means of `values`, the standard errors of those two)."""
+  hi = max(values, key=lambda v: v.mean)
+  lo = min(values, key=lambda v: v.mean)
+  return hi.mean - lo.mean, (hi.se, lo.se)
+
+
 def noise_basis(values) -> str:
   """What the standard errors of `values` rest on, for a claim's verdict."""
   values = list(values)

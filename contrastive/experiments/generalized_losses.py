@@ -95,13 +95,7 @@ def claims(entries) -> list[reporting.Claim] | None:
   if len(depths) < 2 or len(labels) < 2 or any(set(acc[n]) != set(depths) for n in labels):
     return None
 
-  def spread(depth):
-    values = [acc[n][depth] for n in labels]
-    hi = max(values, key=lambda v: v.mean)
-    lo = min(values, key=lambda v: v.mean)
-    return hi.mean - lo.mean, (hi.se, lo.se)
-
-  spreads = {d: spread(d) for d in depths}
+  spreads = {d: reporting.value_range([acc[n][d] for n in labels]) for d in depths}
   deep, shallow = depths[-1], depths[0]
   (deep_spread, deep_ses), (shallow_spread, shallow_ses) = spreads[deep], spreads[shallow]
   strict = deep_spread <= SIMILAR_ACCURACY_POINTS and deep_spread <= shallow_spread

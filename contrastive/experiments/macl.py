@@ -59,16 +59,12 @@ def label(loss) -> str:
   return f"fixed tau={loss['temperature']:g}"
 
 
-def _accuracy(run) -> reporting.Value:
-  return reporting.accuracy(run, scale=100)
-
-
 def claims(entries) -> list[reporting.Claim] | None:
   """Each MACL run against the fixed run at its tau_0 and against the best fixed run,
   judged against the noise; None until there are both."""
   runs = reporting.replicas(entries)
   fixed = {
-    run["config"]["loss"]["temperature"]: _accuracy(run)
+    run["config"]["loss"]["temperature"]: reporting.accuracy(run, scale=100)
     for run in runs
     if run["config"]["loss"]["name"] != "macl"
   }
@@ -78,7 +74,7 @@ def claims(entries) -> list[reporting.Claim] | None:
   best_fixed = max(fixed.values(), key=lambda v: v.mean)
   found = []
   for run in macl:
-    loss, acc = run["config"]["loss"], _accuracy(run)
+    loss, acc = run["config"]["loss"], reporting.accuracy(run, scale=100)
     base = fixed.get(loss["temperature"])
     versus = (
       f"fixed tau={loss['temperature']:g} {base.text('{:.2f}')}"
@@ -120,7 +116,7 @@ def report(workdir: str, entries: list[dict], config) -> reporting.Report:
       key: reporting.over_seeds(run, lambda r, key=key: r[key])
       for key in ("uniformity", "tolerance")
     }
-    rows.append((label(loss), loss, {"acc": _accuracy(run), **figures}, tau))
+    rows.append((label(loss), loss, {"acc": reporting.accuracy(run, scale=100), **figures}, tau))
   paths = {"figure": os.path.join(workdir, "macl_temperature.png")}
   fig, ax = plt.subplots(figsize=(5, 3.5))
   for name, loss, _, t in rows:

@@ -160,12 +160,8 @@ def claims(entries) -> list[reporting.Claim] | None:
   above_ends = all(reporting.difference(c_acc[i], c_acc[best]) == 1 for i in (0, len(taus) - 1))
 
   # 3: ranges and means of -L_unif, each with the noise of its terms.
-  def spread(values):
-    hi = max(values, key=lambda v: v.mean)
-    lo = min(values, key=lambda v: v.mean)
-    return hi.mean - lo.mean, (hi.se, lo.se)
-
-  (h_range, h_ses), (c_range, c_ses) = spread(h_unif), spread(c_unif)
+  h_range, h_ses = reporting.value_range(h_unif)
+  c_range, c_ses = reporting.value_range(c_unif)
   h_mean = sum(v.mean for v in h_unif) / len(taus)
   c_mean = sum(v.mean for v in c_unif) / len(taus)
   mean_ses = [v.se / len(taus) for v in h_unif + c_unif]
