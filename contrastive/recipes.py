@@ -39,20 +39,18 @@ def medium():
   """The `medium` scale the paper studies share: one study on one GPU in minutes.
 
   SimCLR's recipe (`simclr_cifar`) with ResNet-18 in bfloat16 on the CIFAR-like
-  `objects` (50,000 images), batch 512, 15 epochs, a 30-epoch linear probe; sweeps
-  train temperature grids as populations (one compilation per grid). Sized from
-  the H100 figures in BENCHMARKS.md (about 33,000 images/s at this batch, so 15
-  epochs are about 25 s of steps a run) to fit one study in at most 15 minutes on
-  one H100; that budget is an estimate until it is timed there. It runs on a CPU
-  too, slowly.
+  `objects` (50,000 images), batch 512, 15 epochs (1 of warmup), a 30-epoch linear
+  probe. Runs train separately: a ResNet-18 temperature population is 1.7x slower
+  per step on an H100 than its separate runs (BENCHMARKS.md), so populations pay
+  only for small models (`experiments.randbit`'s ConvN). Timed on one H100 in
+  BENCHMARKS.md; it runs on a CPU too, slowly.
   """
   c = simclr_cifar()
   c.data.update(name="objects", batch_size=512)
   c.model.dtype = "bfloat16"
-  c.optimizer.learning_rate = 0.3 * 512 / 256
+  c.optimizer.update(learning_rate=0.3 * 512 / 256, warmup_epochs=1)
   c.train.update(num_epochs=15, log_every=20, checkpoint_every=1000)
   c.eval.update(linear_epochs=30, linear_decay_epochs=(20,))
-  c.sweep.population = True
   return c
 
 

@@ -44,8 +44,11 @@ contrastive.data.objects` measured on a 2-core CPU (2026-11-23):
   absolute pixel value below 0.1%: 0.000% for both;
 * generation under 2 minutes: 60.9 s and 54.6 s;
 * SimCLR ResNet-18 at the `medium` budget reaching a linear accuracy between 60%
-  and 92%: not measured yet (it needs the lent GPU). The small ConvN at the small
-  budget does not learn it (linear 0.257 on the first 10,000 images, README).
+  and 92%: MISSED. On one H100 (2026-11-23) SimCLR's recipe at tau 0.2 reached
+  46.5% (52.7% at tau 0.07; kNN 0.29-0.36), with same-class pairs barely more
+  similar than any pair (tolerance 0.02) after 15 epochs: whether the budget or
+  the data is short is not settled yet (README). The small ConvN at the small
+  budget does not learn it either (linear 0.257 on the first 10,000 images).
 Version 1 of the generator: any change to it bumps VERSION (and the cache names).
 """
 

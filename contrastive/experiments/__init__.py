@@ -7,9 +7,9 @@ on a sweep's numbers (`claims`), and the report writer (`report(workdir, entries
 config)`, which returns a `reporting.Report`).
 
 Scales (`scale=` in a study's argument): `small`, at most 30 minutes on 2 CPU cores
-on the embedded data (`recipes.small`); `medium`, one study in minutes on one GPU,
-ResNet-18 on the CIFAR-like `objects` (`recipes.medium`; its budget is an estimate
-until timed); `paper`, the published settings. `seeds=N` repeats every run.
+on the embedded data (`recipes.small`); `medium`, ResNet-18 on the CIFAR-like
+`objects` (`recipes.medium`; about 50 s a run, at most 13 minutes a study, on one
+H100: BENCHMARKS.md); `paper`, the published settings. `seeds=N` repeats every run.
 
   from contrastive import experiments
   experiments.names()                      # every study
