@@ -80,6 +80,9 @@ def base() -> ml_collections.ConfigDict:
       weight=1.0,
       normalize=True,
       bank_momentum=0.5,
+      # None: the dense kernels; an integer: NT-Xent and MACL (SimCLR layout) and the
+      # generalized loss over tiles of this side, memory O(B D + block_size^2).
+      block_size=config_dict.placeholder(int),
     )
   )
   c.optimizer = ml_collections.ConfigDict(
@@ -183,6 +186,18 @@ def check(config) -> None:
       f"data.batch_size={config.data.batch_size} is not divisible by the {devices} devices; "
       f"use a multiple of {devices}."
     )
+  block = config.loss.block_size
+  if block is not None:
+    if not block >= 1:
+      raise ConfigError(
+        f"loss.block_size must be a positive integer (or None for the dense kernel), got {block}."
+      )
+    if config.loss.layout not in objective.BLOCKWISE.get(config.loss.name, ()):
+      raise ConfigError(
+        f"loss.block_size tiles NT-Xent and MACL (loss.layout='simclr') and the generalized "
+        f"loss only, not loss.name={config.loss.name!r} with "
+        f"loss.layout={config.loss.layout!r}; unset loss.block_size."
+      )
   if config.loss.layout == "memory_bank" and config.loss.name == "generalized":
     raise ConfigError("loss.name='generalized' uses in-batch views; set loss.layout='simclr'.")
   if not 0 <= config.loss.bank_momentum < 1:

@@ -24,6 +24,7 @@ import math
 import jax
 import jax.numpy as jnp
 
+from contrastive import blockwise
 from contrastive import numerics
 from contrastive import pairs
 
@@ -317,9 +318,13 @@ def macl_loss(
     schedule=schedule,
   )
   d, has_neg = _log_odds(pos, neg, neg_mask, tau)
+  return jnp.where(has_neg, _macl_from_log_odds(d), 0.0)
+
+
+def _macl_from_log_odds(d):
+  """MACL's per-anchor loss from d_i: value softplus(d) / sigmoid(d), gradient d's."""
   value = jax.lax.stop_gradient(_softplus_over_sigmoid(d))
-  loss = value + (d - jax.lax.stop_gradient(d))
-  return jnp.where(has_neg, loss, 0.0)
+  return value + (d - jax.lax.stop_gradient(d))
 
 
 def relative_penalty(pos, neg, *, temperature, neg_mask=None) -> jax.Array:
@@ -361,13 +366,17 @@ def relative_penalty(pos, neg, *, temperature, neg_mask=None) -> jax.Array:
   return jnp.where(neg_mask & (denom > 0), jnp.abs(g_neg) / safe, 0.0)
 
 
-def nt_xent(z1, z2, *, temperature) -> jax.Array:
+def nt_xent(z1, z2, *, temperature, block_size=None) -> jax.Array:
   """SimCLR's NT-Xent loss: 2N anchors, one positive and 2N-2 negatives each.
 
   Args:
     z1: [N, D] first views (L2-normalised inside).
     z2: [N, D] second views; row i is the positive of `z1[i]`.
     temperature: tau > 0.
+    block_size: None for the dense kernel (the [2N, 2N] similarity matrix); an
+      integer computes the same loss over block_size x block_size tiles with a
+      recomputing backward pass (`contrastive.blockwise`): memory O(N D +
+      block_size^2) instead of O(N^2), one extra matmul per tile.
 
   Returns:
     Scalar: the mean over the 2N anchors. Under `jax.jit` over a device mesh, the
@@ -377,8 +386,59 @@ def nt_xent(z1, z2, *, temperature) -> jax.Array:
     Chen et al., "A Simple Framework for Contrastive Learning of Visual
     Representations", ICML 2020.
   """
-  pos, neg, neg_mask = pairs.simclr_pairs(z1, z2)
-  return jnp.mean(contrastive_loss(pos, neg, temperature=temperature, neg_mask=neg_mask))
+  if block_size is None:
+    pos, neg, neg_mask = pairs.simclr_pairs(z1, z2)
+    return jnp.mean(contrastive_loss(pos, neg, temperature=temperature, neg_mask=neg_mask))
+  numerics.check_positive("temperature", temperature)
+  h, pos = _simclr_views(z1, z2)
+  return _mean_over_anchors(jax.nn.softplus(_simclr_log_odds(h, pos, temperature, block_size)))
+
+
+def _simclr_views(z1, z2):
+  """H = concat(normalised z1, z2) [2N, D] and each row's positive similarity [2N]."""
+  pairs.check_views(jnp.asarray(z1), jnp.asarray(z2))
+  h1, h2 = numerics.l2_normalize(z1), numerics.l2_normalize(z2)
+  pos_half = jnp.sum(h1 * h2, axis=-1)
+  return jnp.concatenate([h1, h2]), jnp.concatenate([pos_half, pos_half])
+
+
+def _simclr_log_odds(h, pos, temperature, block_size):
+  """d_i = logsumexp over the 2N - 2 negatives of (s_ik - s_ii) / tau, tiled."""
+  return blockwise.row_logsumexp(
+    h, h, pos, temperature, block_size=block_size, mask="not_self_or_partner"
+  )
+
+
+def _mean_over_anchors(loss):
+  return jnp.mean(loss) if loss.shape[0] > 2 else jnp.zeros((), loss.dtype)  # no negatives
+
+
+def macl_nt_xent(
+  z1, z2, *, temperature, alpha, alignment_ref=0.0, schedule="linear", block_size=None
+) -> jax.Array:
+  """MACL on SimCLR's 2N - 2 layout, from the views: the mean of `macl_loss`.
+
+  Args:
+    z1, z2: [N, D] views (L2-normalised inside).
+    temperature, alpha, alignment_ref, schedule: as `macl_loss`.
+    block_size: None for the dense [2N, 2N] similarities; an integer for tiles of
+      that side (`contrastive.blockwise`), memory O(N D + block_size^2).
+
+  Returns:
+    Scalar: the mean over the 2N anchors.
+  """
+  if block_size is None:
+    pos, neg, neg_mask = pairs.simclr_pairs(z1, z2)
+    per_anchor = macl_loss(
+      pos, neg, temperature=temperature, alpha=alpha, alignment_ref=alignment_ref,
+      schedule=schedule, neg_mask=neg_mask,
+    )  # fmt: skip
+    return jnp.mean(per_anchor)
+  h, pos = _simclr_views(z1, z2)
+  tau = macl_temperature(
+    pos, temperature=temperature, alpha=alpha, alignment_ref=alignment_ref, schedule=schedule
+  )
+  return _mean_over_anchors(_macl_from_log_odds(_simclr_log_odds(h, pos, tau, block_size)))
 
 
 # Chen et al.'s distribution-matching terms: name -> (prior family, whether the
@@ -391,11 +451,15 @@ GENERALIZED_DISTRIBUTIONS = {
 }
 
 
-def _logsumexp_distribution(h, temperature):
+def _logsumexp_distribution(h, temperature, block_size=None):
   # Official quirks: j runs over all 2n rows, i itself and its positive included
   # (no masking), and log(d) is subtracted (changes values, not gradients).
-  scores = h @ h.T / temperature
-  return jnp.mean(jax.nn.logsumexp(scores, axis=-1) - jnp.log(h.shape[-1]))
+  if block_size is None:
+    lse = jax.nn.logsumexp(h @ h.T / temperature, axis=-1)
+  else:
+    shift = jnp.zeros(h.shape[:1], h.dtype)
+    lse = blockwise.row_logsumexp(h, h, shift, temperature, block_size=block_size, mask="all")
+  return jnp.mean(lse - jnp.log(h.shape[-1]))
 
 
 def swd_draws(key, shape, *, distribution, normalize):
@@ -454,6 +518,7 @@ def generalized_contrastive_loss(
   normalize=True,
   key=None,
   scale=1.0,
+  block_size=None,
 ) -> jax.Array:
   """Chen et al.'s generalized contrastive loss: alignment + weight * distribution.
 
@@ -478,6 +543,9 @@ def generalized_contrastive_loss(
       with True.
     key: PRNG key, required by the SWD terms.
     scale: the notebooks' `loss_scaling`.
+    block_size: for "logsumexp", None (dense) or the tile side of a blockwise
+      computation (`contrastive.blockwise`; memory O(n d + block_size^2)). The SWD
+      terms build no n x n matrix and ignore it.
 
   Returns:
     Scalar loss.
@@ -499,7 +567,7 @@ def generalized_contrastive_loss(
   h = jnp.concatenate([h1, h2], axis=0)
   if distribution == "logsumexp":
     numerics.check_positive("temperature", temperature)
-    dist = _logsumexp_distribution(h, temperature)
+    dist = _logsumexp_distribution(h, temperature, block_size)
   else:
     if key is None:
       raise ValueError(f"distribution {distribution!r} needs a PRNG key: pass key=.")

@@ -4,7 +4,7 @@
 
 Used by tests/test_train.py in subprocesses (JAX reads the device count once, at
 start), for each loss family: NT-Xent (SimCLR layout), hard contrastive with a
-memory bank, and MACL.
+memory bank, MACL, and NT-Xent computed blockwise.
 """
 
 import os
@@ -25,6 +25,8 @@ VARIANTS = {
   "nt_xent": dict(name="contrastive", layout="simclr"),
   "hard_bank": dict(name="hard_contrastive", layout="memory_bank", num_hard=50),
   "macl": dict(name="macl", layout="simclr"),
+  # NT-Xent over 12 x 12 tiles of the 32 x 32 similarity matrix (12 does not divide 32).
+  "nt_xent_blockwise": dict(name="contrastive", layout="simclr", block_size=12),
 }
 
 
