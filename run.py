@@ -31,6 +31,13 @@ _COORDINATOR = flags.DEFINE_string(
 )
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Processes, if not auto-detected.")
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index, if not detected.")
+_COMPILATION_CACHE = flags.DEFINE_string(
+  "compilation_cache",
+  "",
+  "Directory of JAX's persistent compilation cache, so resumed runs and a sweep's "
+  "runs reuse compiled programs (default: $CONTRASTIVE_CACHE/jax, else "
+  "~/.cache/contrastive/jax); 'off' compiles every program afresh.",
+)
 
 _OVERRIDE = "--config."
 _overrides: list[tuple[str, str]] = []
@@ -73,6 +80,10 @@ def main(argv):
     import jax  # noqa: PLC0415
 
     jax.distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+  if _COMPILATION_CACHE.value != "off":
+    from contrastive import train  # noqa: PLC0415
+
+    train.enable_compilation_cache(_COMPILATION_CACHE.value or None)
   try:
     jobs.run(config, _WORKDIR.value)
   except jobs.USER_ERRORS as e:

@@ -18,7 +18,6 @@ The public seams, for sweeps, benchmarks, notebooks and tests: `build_run(config
 """
 
 import dataclasses
-import functools
 import json
 import os
 import time
@@ -41,6 +40,7 @@ from contrastive import objective
 from contrastive import optim
 from contrastive.data import augment
 from contrastive.data import datasets
+from contrastive.data import objects
 from contrastive.data import pipeline
 
 
@@ -178,8 +178,51 @@ def population_step(
 
 
 def jit_train_step(setup: Setup):
-  """`train_step` jitted for `setup`, donating the old state."""
-  return jax.jit(functools.partial(train_step, setup=setup), donate_argnums=0)
+  """`train_step` jitted for `setup`, donating the old state.
+
+  The temperature is an argument of the compiled program, not a constant in it, so
+  runs that differ only in `loss.temperature` compile to the same program: with a
+  persistent compilation cache (`enable_compilation_cache`) a sweep's later runs
+  load it instead of compiling.
+  """
+  jitted = jax.jit(
+    lambda st, data, root, tau: _update(st, _batch(data, root, st.step, setup), root, setup, tau),
+    donate_argnums=0,
+  )
+  # The dtype a Python-float temperature takes in the loss (as a population's).
+  return BoundStep(jitted, jnp.asarray(setup.loss.temperature))
+
+
+@dataclasses.dataclass(frozen=True)
+class BoundStep:
+  """A jitted step (state, data, root_key, temperature) with its temperature bound:
+  called as (state, data, root_key); `trace` and `lower` as `jax.jit`'s."""
+
+  jitted: Any
+  temperature: jax.Array
+
+  def __call__(self, state, data, root_key):
+    return self.jitted(state, data, root_key, self.temperature)
+
+  def trace(self, state, data, root_key):
+    return self.jitted.trace(state, data, root_key, self.temperature)
+
+  def lower(self, state, data, root_key):
+    return self.jitted.lower(state, data, root_key, self.temperature)
+
+
+def enable_compilation_cache(directory: str | None = None) -> None:
+  """Keeps compiled programs in `directory` (JAX's persistent compilation cache);
+  None: `jax/` in the project's cache ($CONTRASTIVE_CACHE, else ~/.cache/contrastive).
+
+  A resumed run, a sweep's runs that differ only in temperature or seed, and the
+  evaluation programs of same-shaped runs then load their programs instead of
+  compiling them again. Process-wide; `run.py` turns it on (--compilation_cache).
+  """
+  directory = directory or os.path.join(objects.cache_dir(), "jax")
+  os.makedirs(directory, exist_ok=True)
+  jax.config.update("jax_compilation_cache_dir", directory)
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 
 
 def stack_population(state: TrainState, size: int) -> TrainState:
@@ -193,7 +236,7 @@ def jit_population_step(setup: Setup, temperatures):
   jitted = jax.jit(
     lambda st, data, root, taus: population_step(st, data, root, setup, taus), donate_argnums=0
   )
-  return lambda states, data, root_key: jitted(states, data, root_key, temperatures)
+  return BoundStep(jitted, temperatures)
 
 
 # ----------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ Run with JAX_ENABLE_X64=1 for DTYPE float64.
 import json
 import os
 import sys
+import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -21,6 +22,9 @@ from contrastive import train  # noqa: E402
 
 
 def main(dtype, steps, learning_rate, taus):
+  # The separate runs differ only in temperature, an argument of the compiled step:
+  # the second and third load the first's program from the persistent cache.
+  train.enable_compilation_cache(tempfile.mkdtemp(prefix="population_parity_"))
   config = recipes.quickstart()
   config.data.update(name="digits", image_size=28, augment="randbit", batch_size=32)
   config.data.train_examples = 320

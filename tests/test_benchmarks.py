@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -66,3 +68,17 @@ def test_sweep_benchmark_runs(tmp_path):
   )
   assert row["temperatures"] == 2
   assert row["population_step_ms"] > 0 and row["separate_steps_ms"] > 0
+
+
+def test_blockwise_benchmark_runs(tmp_path):
+  speed = _run(
+    "benchmarks/blockwise.py", tmp_path / "s.json", "speed", "--size", "64", "--blocks", "24",
+    "--repeats", "5",
+  )  # fmt: skip
+  assert set(speed) == {"dense", "block24"} and all(v > 0 for v in speed.values())
+  memory = _run(
+    "benchmarks/blockwise.py", tmp_path / "m.json", "memory", "--cases", "dense:64,block24:64"
+  )
+  assert [r["impl"] for r in memory] == ["dense", "block24"]
+  assert memory[0]["loss"] == pytest.approx(memory[1]["loss"], rel=1e-6)
+  assert all(r["peak_gib"] > 0 for r in memory)
