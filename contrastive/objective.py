@@ -112,13 +112,8 @@ def objective(cfg, z1, z2, *, indices, bank, key, temperature=None):
   """
   z1 = numerics.as_compute(z1)
   z2 = numerics.as_compute(z2)
-  if cfg.get("block_size") is not None:
-    return _blockwise_objective(
-      cfg, z1, z2, key, cfg.temperature if temperature is None else temperature
-    )
-  name = "simclr" if cfg.name == "generalized" else cfg.layout
-  pos, neg, mask = layout(name, z1, z2, bank, indices)
   tau = cfg.temperature if temperature is None else temperature
+  block_size = cfg.get("block_size")
   if cfg.name == "generalized":
     loss = losses.generalized_contrastive_loss(
       z1,
@@ -128,17 +123,17 @@ def objective(cfg, z1, z2, *, indices, bank, key, temperature=None):
       temperature=tau,
       normalize=cfg.normalize,
       key=key,
+      block_size=block_size,
     )
-  else:
+  elif block_size is not None:
+    loss = _tiled_loss(cfg, z1, z2, tau)
+  if block_size is not None:
+    return loss, _tiled_stats(cfg, z1, z2, tau)
+  name = "simclr" if cfg.name == "generalized" else cfg.layout
+  pos, neg, mask = layout(name, z1, z2, bank, indices)
+  if cfg.name != "generalized":
     loss = jnp.mean(SIMILARITY_LOSSES[cfg.name](pos, neg, mask, cfg, tau))
-  if cfg.name == "macl":
-    tau = losses.macl_temperature(
-      pos,
-      temperature=tau,
-      alpha=cfg.macl_alpha,
-      alignment_ref=cfg.macl_alignment_ref,
-      schedule=cfg.macl_schedule,
-    )
+  tau = _logged_temperature(cfg, pos, tau)
   stats = jax.lax.stop_gradient(
     {
       "pos_sim": jnp.mean(pos),
@@ -155,6 +150,19 @@ def objective(cfg, z1, z2, *, indices, bank, key, temperature=None):
   return loss, stats
 
 
+def _logged_temperature(cfg, pos, tau):
+  """The temperature the loss used: MACL's adaptive one, else `tau` itself."""
+  if cfg.name != "macl":
+    return tau
+  return losses.macl_temperature(
+    pos,
+    temperature=tau,
+    alpha=cfg.macl_alpha,
+    alignment_ref=cfg.macl_alignment_ref,
+    schedule=cfg.macl_schedule,
+  )
+
+
 # The losses `loss.block_size` computes tile by tile (`contrastive.blockwise`), by
 # name, with the layouts they allow: NT-Xent and MACL on SimCLR's layout, and the
 # generalized loss (its logsumexp term; SWD builds no n x n matrix).
@@ -165,45 +173,37 @@ BLOCKWISE = {
 }
 
 
-def _blockwise_objective(cfg, z1, z2, key, tau):
-  """`objective` without any [2B, 2B] array: the loss over tiles of `cfg.block_size`.
-
-  The diagnostics that need the whole similarity matrix (the hardest negative,
-  the penalty entropy) are left out; the mean negative similarity comes from the
-  closed form sum_{i != j} s_ij = |sum_i h_i|^2 - sum_i |h_i|^2.
-  """
-  if cfg.name == "generalized":
-    loss = losses.generalized_contrastive_loss(
-      z1, z2, distribution=cfg.distribution, weight=cfg.weight, temperature=tau,
-      normalize=cfg.normalize, key=key, block_size=cfg.block_size,
-    )  # fmt: skip
-  elif cfg.name == "macl":
-    loss = losses.macl_nt_xent(
+def _tiled_loss(cfg, z1, z2, tau):
+  """NT-Xent or MACL on SimCLR's layout over tiles of `cfg.block_size`."""
+  if cfg.name == "macl":
+    return losses.macl_nt_xent(
       z1, z2, temperature=tau, alpha=cfg.macl_alpha, alignment_ref=cfg.macl_alignment_ref,
       schedule=cfg.macl_schedule, block_size=cfg.block_size,
     )  # fmt: skip
-  else:
-    loss = losses.nt_xent(z1, z2, temperature=tau, block_size=cfg.block_size)
+  return losses.nt_xent(z1, z2, temperature=tau, block_size=cfg.block_size)
+
+
+def _tiled_stats(cfg, z1, z2, tau):
+  """`objective`'s diagnostics without any [2B, 2B] array.
+
+  The ones that need the whole similarity matrix (the hardest negative, the
+  penalty entropy) are left out; the mean negative similarity comes from the
+  closed form sum_{i != j} s_ij = |sum_i h_i|^2 - sum_i |h_i|^2.
+  """
   h1, h2 = numerics.l2_normalize(z1), numerics.l2_normalize(z2)
   h = jnp.concatenate([h1, h2])
   pos_half = jnp.sum(h1 * h2, axis=-1)
   m = h.shape[0]
   total = jnp.sum(jnp.square(jnp.sum(h, axis=0))) - jnp.sum(jnp.square(h))
-  if cfg.name == "macl":  # log the adaptive temperature, as the dense path does
-    tau = losses.macl_temperature(
-      pos_half, temperature=tau, alpha=cfg.macl_alpha, alignment_ref=cfg.macl_alignment_ref,
-      schedule=cfg.macl_schedule,
-    )  # fmt: skip
-  stats = jax.lax.stop_gradient(
+  return jax.lax.stop_gradient(
     {
       "pos_sim": jnp.mean(pos_half),
       "neg_sim": (total - 2 * jnp.sum(pos_half)) / max(m * (m - 2), 1),
-      "temperature": jnp.asarray(tau, jnp.float32),
+      "temperature": jnp.asarray(_logged_temperature(cfg, pos_half, tau), jnp.float32),
       "batch_alignment": metrics.alignment(z1, z2),
       "batch_uniformity": metrics.uniformity(z1),
     }
   )
-  return loss, stats
 
 
 def update_bank(bank, indices, z1, z2, momentum):
