@@ -1,12 +1,15 @@
 """Images/s of the real ResNet-18 CIFAR training step (`contrastive.train`).
 
   python benchmarks/train_step.py [--batch 256] [--repeats 5] [--dtype float32]
+                                  [--encoder resnet18] [--width 64]
                                   [--peak_tflops P] [--json out.json]
 
 The step is `train.train_step` as training runs it: batch gathered and augmented
 on the device, ResNet-18 (CIFAR stem) + 2-layer head on both views, NT-Xent over
 the global batch, SGD-momentum update. Reports the median step time over
---repeats runs after a warm-up, images/s (images, two views each), and the FLOP/s
+--repeats runs after a warm-up (the unlogged step, and beside it, interleaved, the
+logged step that also computes the similarity diagnostics), images/s (images, two
+views each), and the FLOP/s
 achieved according to XLA's cost analysis of the lowered step; with
 --peak_tflops (the device's peak for --dtype), model FLOPs utilisation too.
 """
@@ -22,6 +25,7 @@ import jax
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from benchmarks import common  # noqa: E402
+from contrastive import models  # noqa: E402
 from contrastive import recipes  # noqa: E402
 from contrastive import train  # noqa: E402
 
@@ -52,31 +56,36 @@ def main():
   parser.add_argument("--repeats", type=int, default=5)
   parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
   parser.add_argument("--width", type=int, default=64)
+  parser.add_argument("--encoder", default="resnet18", choices=tuple(models.ENCODERS))
   parser.add_argument("--peak_tflops", type=float, default=None)
   parser.add_argument("--json", default=None)
   args = parser.parse_args()
   common.check_repeats(parser, args.repeats)
   config = recipes.simclr_cifar()
   config.data.update(name="shapes", batch_size=args.batch)  # CIFAR-shaped, no download
-  config.model.update(dtype=args.dtype, width=args.width)
+  config.model.update(encoder=args.encoder, dtype=args.dtype, width=args.width)
   config.optimizer.update(name="sgd", schedule="constant", learning_rate=0.03)
   run = train.build_run(config)
   state, data, root = run.state, run.data.train, run.root
   step = train.jit_train_step(run.setup)
   flops = _step_flops(step, state, data, root)
   state, _ = jax.block_until_ready(step(state, data, root))  # compile + warm up
-  times = []
+  times = {False: [], True: []}
   for _ in range(args.repeats):
-    start = time.perf_counter()
-    state, metrics = jax.block_until_ready(step(state, data, root))
-    times.append(time.perf_counter() - start)
-  med = statistics.median(times)
+    for diagnose in (False, True):
+      start = time.perf_counter()
+      state, _ = jax.block_until_ready(step(state, data, root, diagnose=diagnose))
+      times[diagnose].append(time.perf_counter() - start)
+  med = statistics.median(times[False])
+  logged = statistics.median(times[True])
   row = {
     "machine": common.machine(),
+    "encoder": args.encoder,
     "batch": args.batch,
     "dtype": args.dtype,
     "width": args.width,
     "step_ms": round(med * 1e3, 1),
+    "logged_step_ms": round(logged * 1e3, 1),
     "images_per_s": round(args.batch / med, 1),
     "step_gflop": round(flops / 1e9, 1),
     "achieved_tflops": round(flops / med / 1e12, 4),

@@ -3,8 +3,9 @@
 `objective(cfg, z1, z2, ...)` takes the projections of a batch's two views and the
 loss section of the config: it lays out (pos, neg, neg_mask) as `cfg.layout` says
 (`LAYOUTS`), applies the loss `cfg.name` names (`LOSSES`), and returns the loss with
-similarity statistics for logging. The temperature may be traced, so a temperature
-population vmaps the whole objective over tau.
+similarity statistics for logging; `loss` and `diagnostics` are its two halves
+(the trainer computes the second on logged steps only). The temperature may be
+traced, so a temperature population vmaps the whole objective over tau.
 """
 
 import jax
@@ -108,14 +109,19 @@ def objective(cfg, z1, z2, *, indices, bank, key, temperature=None):
     temperature: a scalar, possibly traced, replacing `cfg.temperature`.
 
   Returns:
-    (scalar loss, dict of scalar diagnostics).
+    (scalar loss, dict of scalar diagnostics): `loss` and `diagnostics`.
   """
+  value = loss(cfg, z1, z2, indices=indices, bank=bank, key=key, temperature=temperature)
+  return value, diagnostics(cfg, z1, z2, indices=indices, bank=bank, temperature=temperature)
+
+
+def loss(cfg, z1, z2, *, indices, bank, key, temperature=None):
+  """The scalar loss `cfg` names on projections z1, z2 [B, D] (arguments as `objective`)."""
   z1 = numerics.as_compute(z1)
   z2 = numerics.as_compute(z2)
   tau = cfg.temperature if temperature is None else temperature
-  block_size = cfg.get("block_size")
   if cfg.name == "generalized":
-    loss = losses.generalized_contrastive_loss(
+    return losses.generalized_contrastive_loss(
       z1,
       z2,
       distribution=cfg.distribution,
@@ -123,18 +129,32 @@ def objective(cfg, z1, z2, *, indices, bank, key, temperature=None):
       temperature=tau,
       normalize=cfg.normalize,
       key=key,
-      block_size=block_size,
+      block_size=cfg.get("block_size"),
     )
-  elif block_size is not None:
-    loss = _tiled_loss(cfg, z1, z2, tau)
-  if block_size is not None:
-    return loss, _tiled_stats(cfg, z1, z2, tau)
+  if cfg.get("block_size") is not None:
+    return _tiled_loss(cfg, z1, z2, tau)
+  pos, neg, mask = layout(cfg.layout, z1, z2, bank, indices)
+  return jnp.mean(SIMILARITY_LOSSES[cfg.name](pos, neg, mask, cfg, tau))
+
+
+def diagnostics(cfg, z1, z2, *, indices, bank, temperature=None):
+  """Similarity statistics of a batch for logging (no gradient flows through them).
+
+  The positive and mean negative similarity, the mean hardest negative, the mean
+  entropy of the relative penalty (Wang & Liu's hardness measure, through one
+  extra gradient of the loss), the temperature the loss used, and the batch's
+  alignment and uniformity. The trainer computes them on logged steps only.
+  With `cfg.block_size`, those that need the whole similarity matrix are left out.
+  """
+  z1 = numerics.as_compute(z1)
+  z2 = numerics.as_compute(z2)
+  tau = cfg.temperature if temperature is None else temperature
+  if cfg.get("block_size") is not None:
+    return _tiled_stats(cfg, z1, z2, tau)
   name = "simclr" if cfg.name == "generalized" else cfg.layout
   pos, neg, mask = layout(name, z1, z2, bank, indices)
-  if cfg.name != "generalized":
-    loss = jnp.mean(SIMILARITY_LOSSES[cfg.name](pos, neg, mask, cfg, tau))
   tau = _logged_temperature(cfg, pos, tau)
-  stats = jax.lax.stop_gradient(
+  return jax.lax.stop_gradient(
     {
       "pos_sim": jnp.mean(pos),
       "neg_sim": jnp.sum(jnp.where(mask, neg, 0.0)) / jnp.sum(mask),
@@ -147,7 +167,6 @@ def objective(cfg, z1, z2, *, indices, bank, key, temperature=None):
       "batch_uniformity": metrics.uniformity(z1),
     }
   )
-  return loss, stats
 
 
 def _logged_temperature(cfg, pos, tau):

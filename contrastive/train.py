@@ -112,8 +112,13 @@ def _batch(data: pipeline.DeviceData, root_key, step, setup: Setup) -> dict:
   return jax.lax.with_sharding_constraint(batch, NamedSharding(setup.mesh, P("data")))
 
 
-def _update(state: TrainState, batch: dict, root_key, setup: Setup, temperature=None):
-  """One optimisation step of `state` on `batch`: (state, metrics)."""
+def _update(state: TrainState, batch: dict, root_key, setup: Setup, temperature=None,
+            diagnose=True):  # fmt: skip
+  """One optimisation step of `state` on `batch`: (state, metrics).
+
+  `diagnose` (a bool, possibly traced) says whether to compute the similarity
+  diagnostics (`objective.diagnostics`); when false they are NaN and cost nothing.
+  """
   loss_key = jax.random.fold_in(jax.random.fold_in(root_key, 2), state.step)
 
   def loss_fn(params):
@@ -124,7 +129,7 @@ def _update(state: TrainState, batch: dict, root_key, setup: Setup, temperature=
       mutable=["batch_stats"],
     )
     z1, z2 = jnp.split(z, 2)
-    loss, stats = objective.objective(
+    value = objective.loss(
       setup.loss,
       z1,
       z2,
@@ -133,11 +138,10 @@ def _update(state: TrainState, batch: dict, root_key, setup: Setup, temperature=
       key=loss_key,
       temperature=temperature,
     )
-    return loss, (stats, updates["batch_stats"], z1, z2)
+    return value, (updates["batch_stats"], z1, z2)
 
-  (loss, (stats, batch_stats, z1, z2)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-    state.params
-  )
+  (loss, (batch_stats, z1, z2)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+  stats = _diagnostics(setup, z1, z2, batch["index"], state.bank, temperature, diagnose)
   updates, opt_state = setup.tx.update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
   bank = state.bank
@@ -155,26 +159,54 @@ def _update(state: TrainState, batch: dict, root_key, setup: Setup, temperature=
   return new_state, step_metrics
 
 
-def train_step(state: TrainState, data: pipeline.DeviceData, root_key, setup: Setup):
+def _diagnostics(setup: Setup, z1, z2, indices, bank, temperature, diagnose):
+  """`objective.diagnostics` where `diagnose` holds, NaN otherwise, in one program.
+
+  A traced `diagnose` becomes a `lax.cond`, so the unlogged steps skip the work
+  (the penalty entropy's extra gradient over the batch's similarities); it must
+  not be batched under a population's vmap, or both branches would run.
+  """
+
+  def compute():
+    return objective.diagnostics(
+      setup.loss, z1, z2, indices=indices, bank=bank, temperature=temperature
+    )
+
+  def skip():
+    shapes = jax.eval_shape(compute)
+    return jax.tree.map(lambda s: jnp.full(s.shape, jnp.nan, s.dtype), shapes)
+
+  if isinstance(diagnose, bool):
+    return compute() if diagnose else skip()
+  return jax.lax.cond(diagnose, compute, skip)
+
+
+def train_step(state: TrainState, data: pipeline.DeviceData, root_key, setup: Setup,
+               diagnose=True):  # fmt: skip
   """One step on the global batch: (state, data) -> (state, metrics)."""
-  return _update(state, _batch(data, root_key, state.step, setup), root_key, setup)
+  batch = _batch(data, root_key, state.step, setup)
+  return _update(state, batch, root_key, setup, diagnose=diagnose)
 
 
 def population_step(
-  states: TrainState, data: pipeline.DeviceData, root_key, setup: Setup, temperatures
-):
+  states: TrainState, data: pipeline.DeviceData, root_key, setup: Setup, temperatures,
+  diagnose=True,
+):  # fmt: skip
   """One step of a population of models that differ only in their temperature.
 
   `states` holds P models stacked on a leading axis (all at the same step) and
   `temperatures` [P] their temperatures. The batch is built once and shared, and
   the P updates run as one vmapped program, so member i follows exactly the run
   `train_step` makes with `loss.temperature = temperatures[i]` and the same seed.
+  `diagnose` is shared by the members (unbatched, so the diagnostics stay skipped).
 
   Returns:
     (states, metrics), every metric with a leading axis of size P.
   """
   batch = _batch(data, root_key, states.step[0], setup)
-  return jax.vmap(lambda st, t: _update(st, batch, root_key, setup, t))(states, temperatures)
+  return jax.vmap(lambda st, t: _update(st, batch, root_key, setup, t, diagnose))(
+    states, temperatures
+  )
 
 
 def jit_train_step(setup: Setup):
@@ -183,10 +215,13 @@ def jit_train_step(setup: Setup):
   The temperature is an argument of the compiled program, not a constant in it, so
   runs that differ only in `loss.temperature` compile to the same program: with a
   persistent compilation cache (`enable_compilation_cache`) a sweep's later runs
-  load it instead of compiling.
+  load it instead of compiling. So is `diagnose`: logged and unlogged steps share
+  one program.
   """
   jitted = jax.jit(
-    lambda st, data, root, tau: _update(st, _batch(data, root, st.step, setup), root, setup, tau),
+    lambda st, data, root, tau, diagnose: _update(
+      st, _batch(data, root, st.step, setup), root, setup, tau, diagnose
+    ),
     donate_argnums=0,
   )
   # The dtype a Python-float temperature takes in the loss (as a population's).
@@ -195,20 +230,21 @@ def jit_train_step(setup: Setup):
 
 @dataclasses.dataclass(frozen=True)
 class BoundStep:
-  """A jitted step (state, data, root_key, temperature) with its temperature bound:
-  called as (state, data, root_key); `trace` and `lower` as `jax.jit`'s."""
+  """A jitted step (state, data, root_key, temperature, diagnose) with its
+  temperature bound: called as (state, data, root_key, diagnose=True); `trace` and
+  `lower` as `jax.jit`'s. diagnose=False skips the logged diagnostics (NaN)."""
 
   jitted: Any
   temperature: jax.Array
 
-  def __call__(self, state, data, root_key):
-    return self.jitted(state, data, root_key, self.temperature)
+  def __call__(self, state, data, root_key, diagnose=True):
+    return self.jitted(state, data, root_key, self.temperature, jnp.asarray(diagnose))
 
-  def trace(self, state, data, root_key):
-    return self.jitted.trace(state, data, root_key, self.temperature)
+  def trace(self, state, data, root_key, diagnose=True):
+    return self.jitted.trace(state, data, root_key, self.temperature, jnp.asarray(diagnose))
 
-  def lower(self, state, data, root_key):
-    return self.jitted.lower(state, data, root_key, self.temperature)
+  def lower(self, state, data, root_key, diagnose=True):
+    return self.jitted.lower(state, data, root_key, self.temperature, jnp.asarray(diagnose))
 
 
 def enable_compilation_cache(directory: str | None = None) -> None:
@@ -234,7 +270,8 @@ def jit_population_step(setup: Setup, temperatures):
   """`population_step` jitted for `setup` and `temperatures`, donating the old states:
   (states, data, root_key) -> (states, metrics), like `jit_train_step`."""
   jitted = jax.jit(
-    lambda st, data, root, taus: population_step(st, data, root, setup, taus), donate_argnums=0
+    lambda st, data, root, taus, diagnose: population_step(st, data, root, setup, taus, diagnose),
+    donate_argnums=0,
   )
   return BoundStep(jitted, temperatures)
 
@@ -431,9 +468,10 @@ def _train_loop(config, workdir, run: Run, state, step_fn, metric_dirs):
   loss = [float("nan")] * len(writers)
   try:
     for step in range(start, num_steps):
-      state, step_metrics = step_fn(state, run.data.train, run.root)
       done = step + 1
-      if done % config.train.log_every == 0 or done == num_steps:
+      logged = done % config.train.log_every == 0 or done == num_steps
+      state, step_metrics = step_fn(state, run.data.train, run.root, diagnose=logged)
+      if logged:
         if pending is not None:
           loss = _log(writers, progress, pending, last_log, config.data.batch_size)
           last_log = (pending[0], time.perf_counter())

@@ -4,7 +4,10 @@
 
 Used by tests/test_train.py in subprocesses (JAX reads the device count once, at
 start), for each loss family: NT-Xent (SimCLR layout), hard contrastive with a
-memory bank, MACL, and NT-Xent computed blockwise.
+memory bank, MACL, and NT-Xent computed blockwise. The first step skips the logged
+diagnostics (diagnose=False), as unlogged steps do; a second pair of steps from the
+same start computes them both times, and NAME/diagnostics_change_params records
+whether that changed any parameter (it must not).
 """
 
 import os
@@ -43,14 +46,28 @@ def main():
     data = pipeline.to_device(source.train, mesh=mesh)
     setup, _ = train.make_setup(config, mesh, data.num_examples)
     root = jax.random.key(0)
-    state = train.create_state(
-      setup, jax.random.fold_in(root, 0), source.image_shape, len(source.train.labels)
-    )
     step = train.jit_train_step(setup)
-    for _ in range(2):
+    runs = []
+    for diagnose_first in (False, True):
+      state = train.create_state(
+        setup, jax.random.fold_in(root, 0), source.image_shape, len(source.train.labels)
+      )
+      state, first = step(state, data, root, diagnose=diagnose_first)
       state, metrics = step(state, data, root)
+      runs.append((jax.device_get(state.params), first, metrics))
+    (params, skipped, metrics), (logged_params, _, _) = runs
+    changed = jax.tree.map(lambda a, b: bool(np.any(a != b)), params, logged_params)
+    out[f"{name}/diagnostics_change_params"] = np.asarray(any(jax.tree.leaves(changed)))
+    out[f"{name}/skipped_stats_nan"] = np.asarray(
+      all(
+        np.isnan(v) for k, v in skipped.items() if k not in ("loss", "learning_rate", "grad_norm")
+      )
+    )
+    out[f"{name}/logged_stats_finite"] = np.asarray(
+      all(np.isfinite(v) for v in jax.device_get(metrics).values())
+    )
     out[f"{name}/loss"] = np.asarray(metrics["loss"])
-    leaves = jax.tree_util.tree_flatten_with_path(jax.device_get(state.params))[0]
+    leaves = jax.tree_util.tree_flatten_with_path(params)[0]
     for path, leaf in leaves:
       out[f"{name}/{jax.tree_util.keystr(path)}"] = np.asarray(leaf)
     if state.bank is not None:

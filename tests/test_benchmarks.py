@@ -52,7 +52,7 @@ def test_train_step_benchmark_runs(tmp_path):
     "--width",
     "4",
   )
-  assert row["images_per_s"] > 0 and row["step_gflop"] > 0
+  assert row["images_per_s"] > 0 and row["step_gflop"] > 0 and row["logged_step_ms"] > 0
 
 
 def test_sweep_benchmark_runs(tmp_path):

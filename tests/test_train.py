@@ -33,6 +33,10 @@ def test_four_devices_give_the_same_step_as_one(tmp_path):
     outs.append(np.load(out))
   one, four = outs
   assert one.files == four.files and len(one.files) > 40
+  for out in outs:  # unlogged steps skip the diagnostics, and only the diagnostics
+    for name in ("nt_xent", "hard_bank", "macl", "nt_xent_blockwise"):
+      assert not out[f"{name}/diagnostics_change_params"], name
+      assert out[f"{name}/skipped_stats_nan"] and out[f"{name}/logged_stats_finite"], name
   for key in one.files:  # losses, every parameter and the memory bank, after 2 steps
     np.testing.assert_allclose(four[key], one[key], rtol=1e-5, atol=1e-5, err_msg=key)
   for key in one.files:  # the blockwise loss trains as the dense one does
@@ -154,6 +158,7 @@ def test_train_and_evaluate_end_to_end(tmp_path):
     "images_per_s",
   ):
     assert key in rows[-1]
+  assert all(np.isfinite(r["penalty_entropy"]) for r in rows)  # computed on logged steps
 
 
 def test_evaluation_leaves_the_backbone_unchanged():
