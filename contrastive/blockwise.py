@@ -15,13 +15,16 @@ compute is one extra similarity matmul per tile against autodiff of the dense fo
 
 The same flash-attention-style online softmax underlies Inf-CL (Wang et al.,
 "Breaking the Memory Barrier: Near Infinite Batch Size Scaling for Contrastive
-Loss", 2024); this is an independent implementation in JAX. `losses.nt_xent` and
-`losses.generalized_contrastive_loss` use it when given `block_size`.
+Loss", 2024); this is an independent implementation in JAX. `losses.nt_xent`,
+`hard_nt_xent`, `macl_nt_xent` and `generalized_contrastive_loss` use it when given
+`block_size`, through `views_logsumexp`, which on a device mesh gives each device
+its own rows (`jax.shard_map`). `row_hard_logsumexp` keeps only each row's top k
+(the hard contrastive loss): a running top-k across tiles.
 
-Masks are structural, named by `mask` (a static string), so no [M, K] mask exists:
-  "all": every column; "not_self": j != i (rows and columns the same set);
-  "not_self_or_partner": j != i and j != (i + M/2) mod M (SimCLR's 2N - 2
-  negatives, anchors concat(z1, z2)).
+Masks are structural, named by `mask` (a static string), so no [M, K] mask exists;
+i is a row's index among the columns (`row_ids`, default the row's position):
+  "all": every column; "not_self": j != i; "not_self_or_partner": j != i and
+  j != (i + K/2) mod K (SimCLR's 2N - 2 negatives, anchors concat(z1, z2)).
 Rows past M and columns past K (padding when block_size does not divide them) are
 always invalid. A row with no valid column gets d = 0 and zero gradients.
 """
@@ -30,33 +33,37 @@ import functools
 
 import jax
 import jax.numpy as jnp
+from jax.sharding import PartitionSpec as P
 
 MASKS = ("all", "not_self", "not_self_or_partner")
 
 
-def _pad_blocks(x, block):
+def _pad_blocks(x, block, fill=0):
   n = x.shape[0]
   pad = -n % block
   if pad:
-    x = jnp.concatenate([x, jnp.zeros((pad, *x.shape[1:]), x.dtype)])
+    x = jnp.concatenate([x, jnp.full((pad, *x.shape[1:]), fill, x.dtype)])
   return x.reshape(-1, block, *x.shape[1:])
 
 
-def _tile(r_blk, c_blk, shift_blk, tau, i0, j0, *, num_rows, num_cols, mask):
-  """(X, valid) of one tile: X = (r . c - shift) / tau, valid its structural mask."""
+def _tile(r_blk, c_blk, shift_blk, ids_blk, tau, j0, *, num_cols, mask):
+  """(X, valid) of one tile: X = (r . c - shift) / tau, valid its structural mask.
+
+  `ids_blk` are the rows' indices among the columns (-1 for padding rows), so a
+  device holding some of the rows masks their own and their partners' columns."""
   s = jnp.dot(r_blk, c_blk.T, preferred_element_type=tau.dtype)
   x = (s - shift_blk[:, None]) / tau
-  i = i0 + jnp.arange(r_blk.shape[0])[:, None]
+  i = ids_blk[:, None]
   j = j0 + jnp.arange(c_blk.shape[0])[None, :]
-  valid = (i < num_rows) & (j < num_cols)
+  valid = (i >= 0) & (j < num_cols)
   if mask in ("not_self", "not_self_or_partner"):
     valid &= i != j
   if mask == "not_self_or_partner":
-    valid &= j != (i + num_rows // 2) % num_rows
+    valid &= j != (i + num_cols // 2) % num_cols
   return x, valid
 
 
-def _check(rows, cols, shift, block_size, mask):
+def _check(rows, cols, shift, block_size, mask, row_ids=None):
   if mask not in MASKS:
     raise ValueError(f"Unknown mask {mask!r}; valid: {', '.join(MASKS)}.")
   if not isinstance(block_size, int) or block_size < 1:
@@ -65,14 +72,17 @@ def _check(rows, cols, shift, block_size, mask):
     raise ValueError(f"rows must be [M, D] and cols [K, D], got {rows.shape} and {cols.shape}.")
   if shift.shape != rows.shape[:1]:
     raise ValueError(f"shift must be [M] = {rows.shape[:1]}, got {shift.shape}.")
-  if mask != "all" and rows.shape[0] != cols.shape[0]:
-    raise ValueError(f"mask {mask!r} needs as many rows as columns, got {rows.shape[0]} and "
-                     f"{cols.shape[0]}.")  # fmt: skip
-  if mask == "not_self_or_partner" and rows.shape[0] % 2:
-    raise ValueError(f"mask {mask!r} needs an even number of rows, got {rows.shape[0]}.")
+  if row_ids is not None and row_ids.shape != rows.shape[:1]:
+    raise ValueError(f"row_ids must be [M] = {rows.shape[:1]}, got {row_ids.shape}.")
+  if mask != "all" and row_ids is None and rows.shape[0] != cols.shape[0]:
+    raise ValueError(f"mask {mask!r} needs as many rows as columns (or row_ids), got "
+                     f"{rows.shape[0]} and {cols.shape[0]}.")  # fmt: skip
+  if mask == "not_self_or_partner" and cols.shape[0] % 2:
+    raise ValueError(f"mask {mask!r} needs an even number of columns, got {cols.shape[0]}.")
 
 
-def row_logsumexp(rows, cols, shift, temperature, *, block_size: int, mask: str = "all"):
+def row_logsumexp(rows, cols, shift, temperature, *, block_size: int, mask: str = "all",
+                  row_ids=None):  # fmt: skip
   """d_i = logsumexp over valid j of (rows_i . cols_j - shift_i) / temperature, tiled.
 
   Args:
@@ -82,72 +92,107 @@ def row_logsumexp(rows, cols, shift, temperature, *, block_size: int, mask: str 
     temperature: tau > 0, a Python or traced scalar (vmap-able, differentiable).
     block_size: tile side; need not divide M or K.
     mask: which columns count for each row (`MASKS`).
+    row_ids: [M] int, each row's index among the columns for the masks (rows a
+      device holds of a larger set); default 0 ... M - 1.
 
   Returns:
     d: [M] in the inputs' float dtype (at least float32), 0 for a row without a
     valid column.
   """
-  _check(rows, cols, shift, block_size, mask)
+  rows, cols, shift, tau, row_ids = _prepare(rows, cols, shift, temperature, block_size, mask,
+                                             row_ids)  # fmt: skip
+  return _row_lse(rows, cols, shift, tau, row_ids, block_size, mask)
+
+
+def _prepare(rows, cols, shift, temperature, block_size, mask, row_ids):
+  _check(rows, cols, shift, block_size, mask, row_ids)
   dtype = jnp.result_type(rows.dtype, cols.dtype, jnp.float32)
   tau = jnp.asarray(temperature, dtype)
   rows, cols, shift = rows.astype(dtype), cols.astype(dtype), shift.astype(dtype)
-  return _row_lse(rows, cols, shift, tau, block_size, mask)
+  if row_ids is None:
+    row_ids = jnp.arange(rows.shape[0])
+  return rows, cols, shift, tau, jnp.asarray(row_ids, jnp.int32)
 
 
-def _forward(rows, cols, shift, tau, block, mask):
-  num_rows, num_cols = rows.shape[0], cols.shape[0]
-  r_blocks, c_blocks = _pad_blocks(rows, block), _pad_blocks(cols, block)
-  s_blocks = _pad_blocks(shift, block)
-  tile = functools.partial(_tile, num_rows=num_rows, num_cols=num_cols, mask=mask)
+def _blocks(rows, cols, shift, row_ids, block, mask):
+  """The padded row and column blocks, and the tile function for them."""
+  tile = functools.partial(_tile, num_cols=cols.shape[0], mask=mask)
+  return (
+    _pad_blocks(rows, block),
+    _pad_blocks(cols, block),
+    _pad_blocks(shift, block),
+    _pad_blocks(row_ids, block, fill=-1),
+    tile,
+  )
+
+
+def _forward(rows, cols, shift, tau, row_ids, block, mask):
+  r_blocks, c_blocks, s_blocks, i_blocks, tile = _blocks(rows, cols, shift, row_ids, block, mask)
 
   def row_block(args):
-    bi, r_blk, shift_blk = args
+    r_blk, shift_blk, ids_blk = args
 
     def col_step(carry, cargs):
       m, total = carry
       bj, c_blk = cargs
-      x, valid = tile(r_blk, c_blk, shift_blk, tau, bi * block, bj * block)
+      x, valid = tile(r_blk, c_blk, shift_blk, ids_blk, tau, bj * block)
       x = jnp.where(valid, x, -jnp.inf)
       m_new = jnp.maximum(m, jnp.max(x, axis=1))
       safe = jnp.where(jnp.isfinite(m_new), m_new, 0.0)
       total = total * jnp.exp(m - safe) + jnp.sum(jnp.exp(x - safe[:, None]), axis=1)
       return (m_new, total), None
 
-    init = (jnp.full((block,), -jnp.inf, tau.dtype), jnp.zeros((block,), tau.dtype))
+    # Carries made *_like the inputs, so they vary over a mesh axis as the inputs do
+    # (inside `views_logsumexp`'s shard_map).
+    init = (jnp.full_like(shift_blk, -jnp.inf), jnp.zeros_like(shift_blk))
     (m, total), _ = jax.lax.scan(col_step, init, (jnp.arange(c_blocks.shape[0]), c_blocks))
     has = total > 0
     return jnp.where(has, m + jnp.log(jnp.where(has, total, 1.0)), 0.0)
 
-  d = jax.lax.map(row_block, (jnp.arange(r_blocks.shape[0]), r_blocks, s_blocks))
-  return d.reshape(-1)[:num_rows]
+  d = jax.lax.map(row_block, (r_blocks, s_blocks, i_blocks))
+  return d.reshape(-1)[: rows.shape[0]]
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(4, 5))
-def _row_lse(rows, cols, shift, tau, block, mask):
-  return _forward(rows, cols, shift, tau, block, mask)
+@functools.partial(jax.custom_vjp, nondiff_argnums=(5, 6))
+def _row_lse(rows, cols, shift, tau, row_ids, block, mask):
+  return _forward(rows, cols, shift, tau, row_ids, block, mask)
 
 
-def _row_lse_fwd(rows, cols, shift, tau, block, mask):
-  d = _forward(rows, cols, shift, tau, block, mask)
-  return d, (rows, cols, shift, tau, d)
+def _row_lse_fwd(rows, cols, shift, tau, row_ids, block, mask):
+  d = _forward(rows, cols, shift, tau, row_ids, block, mask)
+  return d, (rows, cols, shift, tau, row_ids, d)
 
 
 def _row_lse_bwd(block, mask, res, g):
-  rows, cols, shift, tau, d = res
+  return _backward(block, mask, *res, g, select=None)
+
+
+def _backward(block, mask, rows, cols, shift, tau, row_ids, d, g, *, select):
+  """Cotangents of (rows, cols, shift, tau, row_ids) for d = row log-sum-exps.
+
+  Tile by tile. `select` is None (every valid column counts) or (threshold, quota)
+  [M] each: only columns with x > threshold, and the first `quota` (by position)
+  with x == threshold, count (`row_hard_logsumexp`).
+  """
   num_rows, num_cols = rows.shape[0], cols.shape[0]
-  r_blocks, c_blocks = _pad_blocks(rows, block), _pad_blocks(cols, block)
-  s_blocks, d_blocks = _pad_blocks(shift, block), _pad_blocks(d, block)
+  r_blocks, c_blocks, s_blocks, i_blocks, tile = _blocks(rows, cols, shift, row_ids, block, mask)
+  d_blocks = _pad_blocks(d, block)
   g = g.astype(tau.dtype)
   g_blocks = _pad_blocks(g, block)
-  tile = functools.partial(_tile, num_rows=num_rows, num_cols=num_cols, mask=mask)
+  hard = select is not None
+  if not hard:  # placeholders, never read: the plain kernel selects nothing
+    select = (jnp.zeros((num_rows,), tau.dtype), jnp.zeros((num_rows,), jnp.int32))
+  t_blocks, q_blocks = _pad_blocks(select[0], block), _pad_blocks(select[1], block)
 
   def row_block(d_cols, args):
-    bi, r_blk, shift_blk, d_blk, g_blk = args
+    r_blk, shift_blk, ids_blk, d_blk, g_blk, t_blk, q_blk = args
 
     def col_step(carry, cargs):
-      d_r, ws, wx = carry
+      d_r, ws, wx, ties = carry
       bj, c_blk = cargs
-      x, valid = tile(r_blk, c_blk, shift_blk, tau, bi * block, bj * block)
+      x, valid = tile(r_blk, c_blk, shift_blk, ids_blk, tau, bj * block)
+      if hard:
+        valid, ties = _selected(x, valid, t_blk, q_blk, ties)
       w = jnp.where(valid, jnp.exp(jnp.where(valid, x - d_blk[:, None], 0.0)), 0.0)
       # dL/ds_ij = g_i w_ij / tau: the cotangent of this tile's similarities.
       gs = (g_blk / tau)[:, None] * w
@@ -155,17 +200,17 @@ def _row_lse_bwd(block, mask, res, g):
       d_c = jnp.dot(gs.T, r_blk, preferred_element_type=tau.dtype)
       ws = ws + jnp.sum(w, axis=1)
       wx = wx + jnp.sum(w * jnp.where(valid, x, 0.0), axis=1)
-      return (d_r, ws, wx), d_c
+      return (d_r, ws, wx, ties), d_c
 
-    zeros = jnp.zeros((block,), tau.dtype)
-    init = (jnp.zeros(r_blk.shape, tau.dtype), zeros, zeros)
-    (d_r, ws, wx), d_c = jax.lax.scan(col_step, init, (jnp.arange(c_blocks.shape[0]), c_blocks))
+    zeros = jnp.zeros_like(shift_blk)
+    init = (jnp.zeros_like(r_blk), zeros, zeros, jnp.zeros_like(ids_blk))
+    (d_r, ws, wx, _), d_c = jax.lax.scan(col_step, init, (jnp.arange(c_blocks.shape[0]), c_blocks))
     return d_cols + d_c, (d_r, ws, wx)
 
   d_cols, (d_rows, ws, wx) = jax.lax.scan(
     row_block,
-    jnp.zeros(c_blocks.shape, tau.dtype),
-    (jnp.arange(r_blocks.shape[0]), r_blocks, s_blocks, d_blocks, g_blocks),
+    jnp.zeros_like(c_blocks),
+    (r_blocks, s_blocks, i_blocks, d_blocks, g_blocks, t_blocks, q_blocks),
   )
   ws, wx = ws.reshape(-1)[:num_rows], wx.reshape(-1)[:num_rows]
   # d(d_i)/d(shift_i) = -sum_j w_ij / tau (1 / tau, or 0 on a row without columns).
@@ -176,7 +221,150 @@ def _row_lse_bwd(block, mask, res, g):
     d_cols.reshape(-1, cols.shape[1])[:num_cols],
     d_shift,
     d_tau,
+    None,  # row_ids: integers, no cotangent
   )
 
 
+def _selected(x, valid, threshold, quota, ties_before):
+  """The valid entries of a tile among each row's top k: above the row's threshold,
+  or equal to it and among the first `quota` such entries by column (`ties_before`
+  of them in earlier tiles). Returns (selected, ties up to and including this tile).
+  A threshold of -inf (fewer valid columns than k) keeps all."""
+  tie = valid & (x == threshold[:, None])
+  rank = ties_before[:, None] + jnp.cumsum(tie, axis=1, dtype=jnp.int32) - tie
+  keep = valid & ((x > threshold[:, None]) | (tie & (rank < quota[:, None])))
+  return keep, ties_before + jnp.sum(tie, axis=1, dtype=jnp.int32)
+
+
 _row_lse.defvjp(_row_lse_fwd, _row_lse_bwd)
+
+
+def row_hard_logsumexp(rows, cols, shift, temperature, *, num_hard: int, block_size: int,
+                       mask: str = "all", row_ids=None):  # fmt: skip
+  """d_i = logsumexp over row i's `num_hard` largest valid (rows_i . cols_j - shift_i) / tau.
+
+  The hard contrastive loss's denominator (Wang & Liu, Eq. 9) over tiles: the
+  forward pass merges each tile into a running top-`num_hard` of every row (so the
+  loss is exactly the dense one's), keeps the row's threshold (its num_hard-th
+  value) and how many entries equal to it count, and the backward pass recomputes
+  each tile and selects the same entries from them. Ties at the threshold are
+  broken by column position, the lower index kept, as `jax.lax.top_k` does. Memory
+  O((M + K) x D + block_size x (block_size + num_hard)).
+
+  Args: as `row_logsumexp`, and num_hard: k >= 1 (all valid columns when a row has
+  fewer).
+
+  Returns:
+    d: [M], 0 for a row without a valid column.
+  """
+  if isinstance(num_hard, bool) or not isinstance(num_hard, int) or num_hard < 1:
+    raise ValueError(f"num_hard must be an integer >= 1, got {num_hard!r}.")
+  rows, cols, shift, tau, row_ids = _prepare(rows, cols, shift, temperature, block_size, mask,
+                                             row_ids)  # fmt: skip
+  num_hard = min(num_hard, cols.shape[0])
+  return _row_hard_lse(rows, cols, shift, tau, row_ids, num_hard, block_size, mask)
+
+
+def _hard_forward(rows, cols, shift, tau, row_ids, k, block, mask):
+  """(d, threshold, quota) [M] each: the top-k log-sum-exp and its selection."""
+  r_blocks, c_blocks, s_blocks, i_blocks, tile = _blocks(rows, cols, shift, row_ids, block, mask)
+
+  def row_block(args):
+    r_blk, shift_blk, ids_blk = args
+
+    def col_step(top, cargs):
+      bj, c_blk = cargs
+      x, valid = tile(r_blk, c_blk, shift_blk, ids_blk, tau, bj * block)
+      merged = jnp.concatenate([top, jnp.where(valid, x, -jnp.inf)], axis=1)
+      return jax.lax.top_k(merged, k)[0], None
+
+    init = jnp.broadcast_to(jnp.full_like(shift_blk, -jnp.inf)[:, None], (block, k))
+    top, _ = jax.lax.scan(col_step, init, (jnp.arange(c_blocks.shape[0]), c_blocks))
+    threshold = top[:, -1]
+    quota = k - jnp.sum(top > threshold[:, None], axis=1, dtype=jnp.int32)
+    m = top[:, 0]
+    has = jnp.isfinite(m)
+    safe = jnp.where(has, m, 0.0)
+    d = jnp.where(has, safe + jnp.log(jnp.sum(jnp.exp(top - safe[:, None]), axis=1)), 0.0)
+    return d, threshold, quota
+
+  d, threshold, quota = jax.lax.map(row_block, (r_blocks, s_blocks, i_blocks))
+  return tuple(a.reshape(-1)[: rows.shape[0]] for a in (d, threshold, quota))
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(5, 6, 7))
+def _row_hard_lse(rows, cols, shift, tau, row_ids, k, block, mask):
+  return _hard_forward(rows, cols, shift, tau, row_ids, k, block, mask)[0]
+
+
+def _row_hard_lse_fwd(rows, cols, shift, tau, row_ids, k, block, mask):
+  d, threshold, quota = _hard_forward(rows, cols, shift, tau, row_ids, k, block, mask)
+  return d, (rows, cols, shift, tau, row_ids, d, threshold, quota)
+
+
+def _row_hard_lse_bwd(k, block, mask, res, g):
+  del k  # the selection is in the residuals
+  *res, threshold, quota = res
+  return _backward(block, mask, *res, g, select=(threshold, quota))
+
+
+_row_hard_lse.defvjp(_row_hard_lse_fwd, _row_hard_lse_bwd)
+
+
+def views_logsumexp(h1, h2, shift, temperature, *, block_size: int, mask: str, num_hard=None,
+                    mesh=None, axis: str = "data"):  # fmt: skip
+  """d for the 2N anchors concat(h1, h2) against the same 2N rows as columns.
+
+  `row_logsumexp` (or `row_hard_logsumexp` with `num_hard`) on SimCLR's layout.
+  Given a `mesh` whose `axis` shards h1, h2 and shift's halves by rows (the
+  trainer's data-parallel batch), each device computes the d of its own 2N / P
+  rows against all 2N columns (all-gathered: [2N, D], never [2N, 2N]), tile by
+  tile, and the columns' cotangents are summed back to the devices holding them
+  (the all-gather's transpose, a reduce-scatter). Without a mesh, XLA would run the
+  whole tiled loop on every device.
+
+  Args:
+    h1, h2: [N, D] the views' (normalised) embeddings.
+    shift: [2N] per-anchor offsets, in concat(h1, h2) order.
+    temperature, block_size, mask, num_hard: as `row_logsumexp` /
+      `row_hard_logsumexp`.
+    mesh: None, or a `jax.sharding.Mesh` with `axis`; N must divide by its size.
+
+  Returns:
+    d: [2N] in concat(h1, h2) order.
+  """
+  kernel = functools.partial(row_logsumexp, block_size=block_size, mask=mask)
+  if num_hard is not None:
+    kernel = functools.partial(row_hard_logsumexp, num_hard=num_hard, block_size=block_size,
+                               mask=mask)  # fmt: skip
+  n = h1.shape[0]
+  if mesh is None or mesh.shape[axis] == 1:
+    h = jnp.concatenate([h1, h2])
+    return kernel(h, h, shift, temperature)
+  if n % mesh.shape[axis]:
+    raise ValueError(
+      f"N = {n} views do not divide over the {mesh.shape[axis]} devices of {axis!r}."
+    )
+
+  def local(h1, h2, s1, s2, tau):
+    n_local = h1.shape[0]
+    ids = jax.lax.axis_index(axis) * n_local + jnp.arange(n_local)
+    cols = jnp.concatenate(
+      [jax.lax.all_gather(h1, axis, tiled=True), jax.lax.all_gather(h2, axis, tiled=True)]
+    )
+    # tau is the same on every device; the kernel's cotangent for it is a
+    # per-device partial sum. Typed as varying, autodiff sums it over the devices
+    # (the transpose of pcast), as the all-gather's transpose does for the columns.
+    tau = jax.lax.pcast(tau, (axis,), to="varying")
+    rows = jnp.concatenate([h1, h2])
+    d = kernel(rows, cols, jnp.concatenate([s1, s2]), tau, row_ids=jnp.concatenate([ids, ids + n]))
+    return d[:n_local], d[n_local:]
+
+  rows_spec = P(axis)
+  d1, d2 = jax.shard_map(
+    local,
+    mesh=mesh,
+    in_specs=(rows_spec, rows_spec, rows_spec, rows_spec, P()),
+    out_specs=(rows_spec, rows_spec),
+  )(h1, h2, shift[:n], shift[n:], jnp.asarray(temperature))
+  return jnp.concatenate([d1, d2])

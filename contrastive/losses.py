@@ -366,7 +366,7 @@ def relative_penalty(pos, neg, *, temperature, neg_mask=None) -> jax.Array:
   return jnp.where(neg_mask & (denom > 0), jnp.abs(g_neg) / safe, 0.0)
 
 
-def nt_xent(z1, z2, *, temperature, block_size=None) -> jax.Array:
+def nt_xent(z1, z2, *, temperature, block_size=None, mesh=None) -> jax.Array:
   """SimCLR's NT-Xent loss: 2N anchors, one positive and 2N-2 negatives each.
 
   Args:
@@ -377,6 +377,10 @@ def nt_xent(z1, z2, *, temperature, block_size=None) -> jax.Array:
       integer computes the same loss over block_size x block_size tiles with a
       recomputing backward pass (`contrastive.blockwise`): memory O(N D +
       block_size^2) instead of O(N^2), one extra matmul per tile.
+    mesh: with block_size, the device mesh whose "data" axis shards z1 and z2
+      by rows: each device then computes its own rows' tiles against the global
+      batch (`blockwise.views_logsumexp`); None lets XLA place the loop (on every
+      device, the whole of it).
 
   Returns:
     Scalar: the mean over the 2N anchors. Under `jax.jit` over a device mesh, the
@@ -390,31 +394,80 @@ def nt_xent(z1, z2, *, temperature, block_size=None) -> jax.Array:
     pos, neg, neg_mask = pairs.simclr_pairs(z1, z2)
     return jnp.mean(contrastive_loss(pos, neg, temperature=temperature, neg_mask=neg_mask))
   numerics.check_positive("temperature", temperature)
-  h, pos = _simclr_views(z1, z2)
-  return _mean_over_anchors(jax.nn.softplus(_simclr_log_odds(h, pos, temperature, block_size)))
+  h1, h2, pos = _simclr_views(z1, z2)
+  d = _simclr_log_odds(h1, h2, pos, temperature, block_size, mesh)
+  return _mean_over_anchors(jax.nn.softplus(d))
 
 
 def _simclr_views(z1, z2):
-  """H = concat(normalised z1, z2) [2N, D] and each row's positive similarity [2N]."""
+  """The normalised views h1, h2 [N, D] and each anchor's positive similarity [2N]."""
   pairs.check_views(jnp.asarray(z1), jnp.asarray(z2))
   h1, h2 = numerics.l2_normalize(z1), numerics.l2_normalize(z2)
   pos_half = jnp.sum(h1 * h2, axis=-1)
-  return jnp.concatenate([h1, h2]), jnp.concatenate([pos_half, pos_half])
+  return h1, h2, jnp.concatenate([pos_half, pos_half])
 
 
-def _simclr_log_odds(h, pos, temperature, block_size):
-  """d_i = logsumexp over the 2N - 2 negatives of (s_ik - s_ii) / tau, tiled."""
-  return blockwise.row_logsumexp(
-    h, h, pos, temperature, block_size=block_size, mask="not_self_or_partner"
-  )
+def _simclr_log_odds(h1, h2, pos, temperature, block_size, mesh, num_hard=None):
+  """d_i = logsumexp over the 2N - 2 negatives (or the num_hard hardest) of
+  (s_ik - s_ii) / tau, tiled."""
+  return blockwise.views_logsumexp(
+    h1, h2, pos, temperature, block_size=block_size, mask="not_self_or_partner",
+    num_hard=num_hard, mesh=mesh,
+  )  # fmt: skip
 
 
 def _mean_over_anchors(loss):
   return jnp.mean(loss) if loss.shape[0] > 2 else jnp.zeros((), loss.dtype)  # no negatives
 
 
+def hard_nt_xent(
+  z1, z2, *, temperature, num_hard=None, hard_fraction=None, block_size=None, mesh=None
+) -> jax.Array:
+  """The hard contrastive loss on SimCLR's 2N - 2 layout, from the views.
+
+  The mean of `hard_contrastive_loss` over the 2N anchors, each keeping the
+  `num_hard` most similar of its 2N - 2 negatives. `hard_fraction` counts, as the
+  dense layout's [2N, 2N] columns do, 2N candidates (the anchor's own view and its
+  positive included in the count, never selected): ceil(hard_fraction x 2N).
+
+  Args:
+    z1, z2: [N, D] views (L2-normalised inside).
+    temperature, num_hard, hard_fraction: as `hard_contrastive_loss`.
+    block_size: None for the dense [2N, 2N] similarities; an integer for tiles of
+      that side with a running top-k per anchor (`blockwise.row_hard_logsumexp`),
+      memory O(N D + block_size x (block_size + num_hard)).
+    mesh: as `nt_xent`.
+
+  Returns:
+    Scalar: the mean over the 2N anchors.
+
+  References:
+    Wang & Liu, CVPR 2021, Eq. 9.
+  """
+  if block_size is None:
+    pos, neg, neg_mask = pairs.simclr_pairs(z1, z2)
+    per_anchor = hard_contrastive_loss(
+      pos, neg, temperature=temperature, num_hard=num_hard, hard_fraction=hard_fraction,
+      neg_mask=neg_mask,
+    )  # fmt: skip
+    return jnp.mean(per_anchor)
+  numerics.check_positive("temperature", temperature)
+  h1, h2, pos = _simclr_views(z1, z2)
+  k = resolve_num_hard(pos.shape[0], num_hard=num_hard, hard_fraction=hard_fraction)
+  d = _simclr_log_odds(h1, h2, pos, temperature, block_size, mesh, num_hard=k)
+  return _mean_over_anchors(jax.nn.softplus(d))
+
+
 def macl_nt_xent(
-  z1, z2, *, temperature, alpha, alignment_ref=0.0, schedule="linear", block_size=None
+  z1,
+  z2,
+  *,
+  temperature,
+  alpha,
+  alignment_ref=0.0,
+  schedule="linear",
+  block_size=None,
+  mesh=None,
 ) -> jax.Array:
   """MACL on SimCLR's 2N - 2 layout, from the views: the mean of `macl_loss`.
 
@@ -423,6 +476,7 @@ def macl_nt_xent(
     temperature, alpha, alignment_ref, schedule: as `macl_loss`.
     block_size: None for the dense [2N, 2N] similarities; an integer for tiles of
       that side (`contrastive.blockwise`), memory O(N D + block_size^2).
+    mesh: as `nt_xent`.
 
   Returns:
     Scalar: the mean over the 2N anchors.
@@ -434,11 +488,12 @@ def macl_nt_xent(
       schedule=schedule, neg_mask=neg_mask,
     )  # fmt: skip
     return jnp.mean(per_anchor)
-  h, pos = _simclr_views(z1, z2)
+  h1, h2, pos = _simclr_views(z1, z2)
   tau = macl_temperature(
     pos, temperature=temperature, alpha=alpha, alignment_ref=alignment_ref, schedule=schedule
   )
-  return _mean_over_anchors(_macl_from_log_odds(_simclr_log_odds(h, pos, tau, block_size)))
+  d = _simclr_log_odds(h1, h2, pos, tau, block_size, mesh)
+  return _mean_over_anchors(_macl_from_log_odds(d))
 
 
 # Chen et al.'s distribution-matching terms: name -> (prior family, whether the
@@ -451,14 +506,17 @@ GENERALIZED_DISTRIBUTIONS = {
 }
 
 
-def _logsumexp_distribution(h, temperature, block_size=None):
+def _logsumexp_distribution(h1, h2, temperature, block_size=None, mesh=None):
   # Official quirks: j runs over all 2n rows, i itself and its positive included
   # (no masking), and log(d) is subtracted (changes values, not gradients).
+  h = jnp.concatenate([h1, h2], axis=0)
   if block_size is None:
     lse = jax.nn.logsumexp(h @ h.T / temperature, axis=-1)
   else:
     shift = jnp.zeros(h.shape[:1], h.dtype)
-    lse = blockwise.row_logsumexp(h, h, shift, temperature, block_size=block_size, mask="all")
+    lse = blockwise.views_logsumexp(
+      h1, h2, shift, temperature, block_size=block_size, mask="all", mesh=mesh
+    )
   return jnp.mean(lse - jnp.log(h.shape[-1]))
 
 
@@ -519,6 +577,7 @@ def generalized_contrastive_loss(
   key=None,
   scale=1.0,
   block_size=None,
+  mesh=None,
 ) -> jax.Array:
   """Chen et al.'s generalized contrastive loss: alignment + weight * distribution.
 
@@ -546,6 +605,7 @@ def generalized_contrastive_loss(
     block_size: for "logsumexp", None (dense) or the tile side of a blockwise
       computation (`contrastive.blockwise`; memory O(n d + block_size^2)). The SWD
       terms build no n x n matrix and ignore it.
+    mesh: with block_size, as `nt_xent`.
 
   Returns:
     Scalar loss.
@@ -564,11 +624,11 @@ def generalized_contrastive_loss(
   else:
     h1, h2 = numerics.as_compute(z1), numerics.as_compute(z2)
   align = jnp.mean(jnp.square(h1 - h2)) / 2
-  h = jnp.concatenate([h1, h2], axis=0)
   if distribution == "logsumexp":
     numerics.check_positive("temperature", temperature)
-    dist = _logsumexp_distribution(h, temperature, block_size)
+    dist = _logsumexp_distribution(h1, h2, temperature, block_size, mesh)
   else:
+    h = jnp.concatenate([h1, h2], axis=0)
     if key is None:
       raise ValueError(f"distribution {distribution!r} needs a PRNG key: pass key=.")
     projection, prior = swd_draws(key, h.shape, distribution=distribution, normalize=normalize)

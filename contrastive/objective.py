@@ -97,7 +97,7 @@ SIMILARITY_LOSSES = {
 LOSSES = (*SIMILARITY_LOSSES, "generalized")
 
 
-def objective(cfg, z1, z2, *, indices, bank, key, temperature=None):
+def objective(cfg, z1, z2, *, indices, bank, key, temperature=None, mesh=None):
   """The configured loss on projections z1, z2 [B, D], and similarity statistics.
 
   Args:
@@ -107,16 +107,21 @@ def objective(cfg, z1, z2, *, indices, bank, key, temperature=None):
     bank: the memory bank [num_train, D], or None.
     key: PRNG key of the step's random draws (the SWD projections).
     temperature: a scalar, possibly traced, replacing `cfg.temperature`.
+    mesh: the mesh whose "data" axis shards the batch (for the tiled kernels).
 
   Returns:
     (scalar loss, dict of scalar diagnostics): `loss` and `diagnostics`.
   """
-  value = loss(cfg, z1, z2, indices=indices, bank=bank, key=key, temperature=temperature)
+  value = loss(cfg, z1, z2, indices=indices, bank=bank, key=key, temperature=temperature, mesh=mesh)
   return value, diagnostics(cfg, z1, z2, indices=indices, bank=bank, temperature=temperature)
 
 
-def loss(cfg, z1, z2, *, indices, bank, key, temperature=None):
-  """The scalar loss `cfg` names on projections z1, z2 [B, D] (arguments as `objective`)."""
+def loss(cfg, z1, z2, *, indices, bank, key, temperature=None, mesh=None):
+  """The scalar loss `cfg` names on projections z1, z2 [B, D] (arguments as `objective`).
+
+  `mesh`: the device mesh whose "data" axis shards the batch; the tiled kernels
+  (`cfg.block_size`) then give each device its own rows (`losses.nt_xent`).
+  """
   z1 = numerics.as_compute(z1)
   z2 = numerics.as_compute(z2)
   tau = cfg.temperature if temperature is None else temperature
@@ -130,9 +135,10 @@ def loss(cfg, z1, z2, *, indices, bank, key, temperature=None):
       normalize=cfg.normalize,
       key=key,
       block_size=cfg.get("block_size"),
+      mesh=mesh,
     )
   if cfg.get("block_size") is not None:
-    return _tiled_loss(cfg, z1, z2, tau)
+    return _tiled_loss(cfg, z1, z2, tau, mesh)
   pos, neg, mask = layout(cfg.layout, z1, z2, bank, indices)
   return jnp.mean(SIMILARITY_LOSSES[cfg.name](pos, neg, mask, cfg, tau))
 
@@ -183,23 +189,29 @@ def _logged_temperature(cfg, pos, tau):
 
 
 # The losses `loss.block_size` computes tile by tile (`contrastive.blockwise`), by
-# name, with the layouts they allow: NT-Xent and MACL on SimCLR's layout, and the
-# generalized loss (its logsumexp term; SWD builds no n x n matrix).
+# name, with the layouts they allow: NT-Xent, the hard contrastive loss (a running
+# top-k) and MACL on SimCLR's layout, and the generalized loss (its logsumexp term;
+# SWD builds no n x n matrix).
 BLOCKWISE = {
   "contrastive": ("simclr",),
+  "hard_contrastive": ("simclr",),
   "macl": ("simclr",),
   "generalized": ("simclr", "cross_view", "memory_bank"),
 }
 
 
-def _tiled_loss(cfg, z1, z2, tau):
-  """NT-Xent or MACL on SimCLR's layout over tiles of `cfg.block_size`."""
+def _tiled_loss(cfg, z1, z2, tau, mesh):
+  """NT-Xent, the hard loss or MACL on SimCLR's layout over tiles of `cfg.block_size`."""
+  if cfg.name == "hard_contrastive":
+    return losses.hard_nt_xent(
+      z1, z2, temperature=tau, block_size=cfg.block_size, mesh=mesh, **_hard(cfg)
+    )
   if cfg.name == "macl":
     return losses.macl_nt_xent(
       z1, z2, temperature=tau, alpha=cfg.macl_alpha, alignment_ref=cfg.macl_alignment_ref,
-      schedule=cfg.macl_schedule, block_size=cfg.block_size,
+      schedule=cfg.macl_schedule, block_size=cfg.block_size, mesh=mesh,
     )  # fmt: skip
-  return losses.nt_xent(z1, z2, temperature=tau, block_size=cfg.block_size)
+  return losses.nt_xent(z1, z2, temperature=tau, block_size=cfg.block_size, mesh=mesh)
 
 
 def _tiled_stats(cfg, z1, z2, tau):

@@ -137,6 +137,7 @@ def _update(state: TrainState, batch: dict, root_key, setup: Setup, temperature=
       bank=state.bank,
       key=loss_key,
       temperature=temperature,
+      mesh=setup.mesh,
     )
     return value, (updates["batch_stats"], z1, z2)
 

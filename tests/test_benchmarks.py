@@ -82,3 +82,9 @@ def test_blockwise_benchmark_runs(tmp_path):
   assert [r["impl"] for r in memory] == ["dense", "block24"]
   assert memory[0]["loss"] == pytest.approx(memory[1]["loss"], rel=1e-6)
   assert all(r["peak_gib"] > 0 for r in memory)
+  mesh = _run(
+    "benchmarks/blockwise.py", tmp_path / "g.json", "mesh", "--devices", "2", "--size", "64",
+    "--block", "24", "--repeats", "5", "--loss", "hard",
+  )  # fmt: skip
+  assert set(mesh) == {"dense", "blockwise, no mesh", "blockwise, mesh"}
+  assert all(v > 0 for v in mesh.values())

@@ -6,6 +6,11 @@ and gradients, with respect to both views and the temperature, to 1e-5 relative,
 at 2N = 512 and 4096, for block sizes that divide 2N and that do not.
 """
 
+import json
+import os
+import subprocess
+import sys
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -18,12 +23,24 @@ from contrastive import objective
 from contrastive import recipes
 
 TAUS = (0.01, 0.2, 1.0)
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _views(n2, d=32, seed=0, noise=0.5):
   rng = np.random.default_rng(seed)
   z1 = rng.normal(size=(n2 // 2, d)).astype(np.float32)
   return z1, (z1 + noise * rng.normal(size=z1.shape)).astype(np.float32)
+
+
+def _separated_views(n2, d=32, directions=12):
+  """Views drawn from a few directions: similarities take few values, far apart."""
+  rng = np.random.default_rng(4)
+  base = rng.normal(size=(directions, d))
+  base /= np.linalg.norm(base, axis=1, keepdims=True)
+  sims = np.unique(np.round(base @ base.T, 9))
+  assert np.min(np.diff(sims)) > 5e-4  # no near-ties for float32 rounding to flip
+  pick = lambda: base[rng.integers(0, directions, size=n2 // 2)].astype(np.float32)  # noqa: E731
+  return pick(), pick()
 
 
 def _value_and_grads(fn):
@@ -69,11 +86,33 @@ def _macl_exponential(block_size):
   return _macl(block_size, "exponential", 2.0)
 
 
-@pytest.mark.parametrize("n2,block", [(512, 128), (4096, 1000)], ids=str)
+def _hard(block_size, num_hard=100):
+  return lambda a, b, t: losses.hard_nt_xent(
+    a, b, temperature=t, num_hard=num_hard, block_size=block_size
+  )
+
+
+def _hard_fraction(block_size):
+  return lambda a, b, t: losses.hard_nt_xent(
+    a, b, temperature=t, hard_fraction=0.3, block_size=block_size
+  )
+
+
+_LOSSES = {
+  "nt_xent": _nt_xent,
+  "logsumexp": _logsumexp,
+  "macl_linear": _macl,
+  "macl_exponential": _macl_exponential,
+  "hard": _hard,
+}
+
+
+# hard_fraction differs from num_hard only in how k is computed: 2N = 512 suffices.
 @pytest.mark.parametrize(
-  "loss",
-  [_nt_xent, _logsumexp, _macl, _macl_exponential],
-  ids=["nt_xent", "logsumexp", "macl_linear", "macl_exponential"],
+  "n2,block,loss",
+  [(n2, block, loss) for n2, block in ((512, 128), (4096, 1000)) for loss in _LOSSES.values()]
+  + [(512, 128, _hard_fraction)],
+  ids=[f"{name}-{n2}" for n2 in (512, 4096) for name in _LOSSES] + ["hard_fraction-512"],
 )
 def test_blockwise_equals_dense(n2, block, loss):
   z1, z2 = _views(n2)
@@ -84,6 +123,16 @@ def test_blockwise_equals_dense(n2, block, loss):
     want = {tau: exact(z1_64, z2_64, tau) for tau in TAUS}
     for tau in TAUS:
       _assert_close(tiled(z1_64, z2_64, tau), want[tau], rtol=1e-10)
+  if loss in (_hard, _hard_fraction):
+    # Which negatives are the top k is decided by comparisons that float32 rounding
+    # can flip where two similarities lie within an ulp, and the dense and tiled
+    # kernels round the same dot products differently (different matmul shapes):
+    # either choice is right to float32 precision, but the gradients then go to
+    # different columns. So float32 is compared on views drawn from 12 directions,
+    # whose distinct similarities lie far apart (and tie exactly, a lot).
+    z1, z2 = _separated_views(n2)
+    with jax.enable_x64(True):
+      want = {tau: exact(np.float64(z1), np.float64(z2), tau) for tau in TAUS}
   # In float32: within 1e-5 of the exact values, or no further from them than the
   # dense float32 kernel is. (Chen et al.'s logsumexp term includes each row's
   # self-similarity, so at tau = 0.01 its gradient is a difference of terms ~1/tau
@@ -138,12 +187,42 @@ def test_finite_at_tau_001_with_extreme_similarities_in_bfloat16(positive_at):
   e = np.eye(2, dtype=np.float32)
   z1 = jnp.asarray(np.stack([e[0], -e[0], e[1], -e[1]]), jnp.bfloat16)
   z2 = z1 if positive_at > 0 else -z1
-  for loss in (_nt_xent(3), _logsumexp(3), _macl(3)):
+  for loss in (_nt_xent(3), _logsumexp(3), _macl(3), _hard(3, 2)):
     value, grads = _value_and_grads(loss)(z1, z2, 0.01)
     assert value.dtype == jnp.float32
     assert np.isfinite(value) and all(np.all(np.isfinite(np.float32(g))) for g in grads)
   dense = _value_and_grads(_nt_xent(None))(z1, z2, 0.01)
   _assert_close(_value_and_grads(_nt_xent(3))(z1, z2, 0.01), dense)
+
+
+def test_hard_loss_breaks_ties_by_position_as_top_k():
+  # Collapsed and duplicated embeddings: whole rows of equal similarities, so which
+  # of the tied negatives count decides the gradient. The dense kernel keeps the
+  # lower indices (lax.top_k); the tiled one must keep the same ones across tiles.
+  rng = np.random.default_rng(5)
+  base = rng.normal(size=(3, 8)).astype(np.float32)
+  z1 = base[rng.integers(0, 3, size=20)]
+  z2 = base[rng.integers(0, 3, size=20)]
+  for k, block in ((1, 16), (7, 5), (19, 40), (38, 16), (50, 5)):  # 38: every negative
+    dense = _value_and_grads(_hard(None, k))(z1, z2, 0.2)
+    _assert_close(_value_and_grads(_hard(block, k))(z1, z2, 0.2), dense)
+  # All views equal: every negative ties with every other and with the positive.
+  same = np.ones((10, 4), np.float32)
+  dense = _value_and_grads(_hard(None, 3))(same, same, 0.5)
+  _assert_close(_value_and_grads(_hard(7, 3))(same, same, 0.5), dense)
+
+
+def test_row_hard_logsumexp_matches_numpy():
+  rng = np.random.default_rng(4)
+  rows = rng.normal(size=(37, 8)).astype(np.float32) / 3
+  cols = rng.normal(size=(53, 8)).astype(np.float32) / 3
+  shift = rng.uniform(-1, 1, 37).astype(np.float32)
+  x = (np.float64(rows) @ np.float64(cols).T - np.float64(shift)[:, None]) / 0.1
+  for k in (1, 10, 53, 80):
+    top = np.sort(x, axis=1)[:, ::-1][:, :k]
+    want = top[:, :1] + np.log(np.sum(np.exp(top - top[:, :1]), axis=1, keepdims=True))
+    got = blockwise.row_hard_logsumexp(rows, cols, shift, 0.1, num_hard=k, block_size=16)
+    np.testing.assert_allclose(got, want[:, 0], rtol=1e-5)
 
 
 def test_vmap_over_temperatures_equals_each_temperature():
@@ -175,7 +254,7 @@ def test_bad_arguments_are_rejected(kwargs, message):
     blockwise.row_logsumexp(rows, rows, jnp.zeros(6), 0.2, **kwargs)
 
 
-@pytest.mark.parametrize("name", ["contrastive", "macl", "generalized"])
+@pytest.mark.parametrize("name", ["contrastive", "hard_contrastive", "macl", "generalized"])
 def test_objective_blockwise_equals_dense_with_its_statistics(name):
   cfg = recipes.quickstart().loss
   cfg.name = name
@@ -195,11 +274,29 @@ def test_objective_blockwise_equals_dense_with_its_statistics(name):
   "overrides,message",
   [
     ("loss.block_size=0", "loss.block_size must be a positive integer"),
-    ("loss.block_size=64,loss.name=hard_contrastive", "loss.block_size tiles NT-Xent and MACL"),
-    ("loss.block_size=64,loss.layout=cross_view", "loss.block_size tiles NT-Xent and MACL"),
+    ("loss.block_size=64,loss.name=hard_simple", "loss.block_size tiles NT-Xent, hard_contr"),
+    ("loss.block_size=64,loss.layout=cross_view", "loss.block_size tiles NT-Xent, hard_contr"),
   ],
 )
 def test_config_check_names_what_block_size_supports(overrides, message):
   c = config_lib.apply(recipes.quickstart(), config_lib.parse(overrides))
   with pytest.raises(config_lib.ConfigError, match=message):
     config_lib.check(c)
+
+
+def test_over_a_mesh_each_device_tiles_its_own_rows_against_all_columns(tmp_path):
+  out = tmp_path / "mesh.json"
+  proc = subprocess.run(
+    [sys.executable, "tests/mesh_parity.py", str(out)],
+    cwd=ROOT,
+    capture_output=True,
+    text=True,
+    timeout=600,
+  )
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  results = json.loads(out.read_text())
+  assert sorted(results) == ["hard", "logsumexp", "macl", "nt_xent"]
+  for name, r in results.items():
+    # 2N = 96 anchors over 4 devices: 24 rows each against all 96 columns.
+    assert r["kernel_shapes"] == [[24, 96]], (name, r["kernel_shapes"])
+    assert r["max_error"] < 1e-5, (name, r["max_error"])
