@@ -36,6 +36,8 @@ def print_results(results: dict, path: str) -> None:
   for key in SUMMARY_KEYS:
     value = results[key]
     print(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")
+  if "time_s" in results:  # absent from results written before it existed
+    print("time_s: " + ", ".join(f"{k} {v}" for k, v in results["time_s"].items()))
   print(f"results: {path}")
 
 

@@ -353,16 +353,24 @@ def build_run(config) -> Run:
   return Run(setup, state, data, root, num_steps)
 
 
-def _finish(config, workdir, run: Run, state, loss, t_start, **extra) -> dict:
-  """Evaluates `state` and writes WORKDIR/results.json (process 0); returns the results."""
+def _finish(config, workdir, run: Run, state, loss, t_start, times, **extra) -> dict:
+  """Evaluates `state` and writes WORKDIR/results.json (process 0); returns the results.
+
+  `times` holds the run's phases so far (`_train_loop`); the evaluation's is added,
+  so results.json says where the wall time went (`time_s`).
+  """
+  t_eval = time.perf_counter()
+  evaluation = evaluate.evaluate_state(config, run, state)
+  times = {**times, "evaluate": round(time.perf_counter() - t_eval, 1)}
   results = {
-    **evaluate.evaluate_state(config, run, state),
+    **evaluation,
     "final_loss": loss,
     "steps": run.num_steps,
     "train_examples": run.data.train.num_examples,
     "test_examples": run.data.test.num_examples,
     **extra,
     "wall_time_s": round(time.perf_counter() - t_start, 1),
+    "time_s": times,
     "config": config.to_dict(),
   }
   if jax.process_index() == 0:
@@ -383,9 +391,10 @@ def train_and_evaluate(config, workdir: str) -> dict:
   """
   t_start = time.perf_counter()
   run = build_run(config)
+  times = {"setup": round(time.perf_counter() - t_start, 1)}
   step_fn = jit_train_step(run.setup)
-  state, loss = _train_loop(config, workdir, run, run.state, step_fn, [workdir])
-  return _finish(config, workdir, run, state, loss[0], t_start)
+  state, loss = _train_loop(config, workdir, run, run.state, step_fn, [workdir], times)
+  return _finish(config, workdir, run, state, loss[0], t_start, times)
 
 
 def without_temperature(config) -> dict:
@@ -418,13 +427,14 @@ def train_population(config, workdir: str, members) -> list[dict]:
   if any(without_temperature(c) != without_temperature(config) for _, c in members):
     raise ValueError("A population's members may differ from its config in loss.temperature only.")
   run = build_run(config)
+  times = {"setup": round(time.perf_counter() - t_start, 1)}
   # The float dtype the separate runs' Python-float temperatures take.
   temperatures = jnp.asarray([c.loss.temperature for _, c in members])
   size = len(members)
   states = stack_population(run.state, size)
   step_fn = jit_population_step(run.setup, temperatures)
   dirs = [d for d, _ in members]
-  states, loss = _train_loop(config, workdir, run, states, step_fn, dirs)
+  states, loss = _train_loop(config, workdir, run, states, step_fn, dirs, times)
   return [
     _finish(
       member_config,
@@ -433,6 +443,7 @@ def train_population(config, workdir: str, members) -> list[dict]:
       jax.tree.map(lambda x, i=i: x[i], states),
       loss[i],
       t_start,
+      times,
       population_size=size,
       population_member=i,
       population_workdir=os.path.abspath(workdir),
@@ -441,11 +452,13 @@ def train_population(config, workdir: str, members) -> list[dict]:
   ]
 
 
-def _train_loop(config, workdir, run: Run, state, step_fn, metric_dirs):
+def _train_loop(config, workdir, run: Run, state, step_fn, metric_dirs, times):
   """Runs steps from the latest checkpoint in WORKDIR/checkpoints to the last.
 
   `state` is one model's or a population's (stacked, one member per entry of
-  `metric_dirs`, which receive each member's metrics).
+  `metric_dirs`, which receive each member's metrics). Adds to `times` (seconds):
+  "first_step" (compilation, or loading it from the cache, and one step) and
+  "train" (the other steps, with logging and checkpoints).
 
   Returns:
     (state, [last logged loss of each member]).
@@ -467,11 +480,16 @@ def _train_loop(config, workdir, run: Run, state, step_fn, metric_dirs):
   stop = checkpoint.StopRequest()
   pending, last_log = None, (start, time.perf_counter())
   loss = [float("nan")] * len(writers)
+  t_loop = time.perf_counter()
+  times.update(first_step=0.0, train=0.0)
   try:
     for step in range(start, num_steps):
       done = step + 1
       logged = done % config.train.log_every == 0 or done == num_steps
       state, step_metrics = step_fn(state, run.data.train, run.root, diagnose=logged)
+      if step == start:
+        jax.block_until_ready(step_metrics["loss"])
+        times["first_step"] = round(time.perf_counter() - t_loop, 1)
       if logged:
         if pending is not None:
           loss = _log(writers, progress, pending, last_log, config.data.batch_size)
@@ -491,6 +509,7 @@ def _train_loop(config, workdir, run: Run, state, step_fn, metric_dirs):
     elif num_steps == start:  # resumed after the last step: read back the last loss
       loss = [w.last_value("loss") for w in writers]
   finally:
+    times["train"] = round(time.perf_counter() - t_loop - times["first_step"], 1)
     stop.restore()
     progress.close()
     for w in writers:

@@ -88,3 +88,23 @@ def test_blockwise_benchmark_runs(tmp_path):
   )  # fmt: skip
   assert set(mesh) == {"dense", "blockwise, no mesh", "blockwise, mesh"}
   assert all(v > 0 for v in mesh.values())
+
+
+def test_torch_peer_runs_or_says_what_it_needs(tmp_path):
+  # PyTorch is not a dependency: without it the peer stops with one line saying so;
+  # with it, the step runs eager and compiled at a tiny size.
+  proc = subprocess.run(
+    [sys.executable, "benchmarks/peer_torch.py", "step", "--batch", "4", "--width", "4",
+     "--repeats", "3", "--json", str(tmp_path / "o.json")],
+    cwd=ROOT, capture_output=True, text=True, timeout=600,
+  )  # fmt: skip
+  try:
+    import torch  # noqa: F401, PLC0415
+  except ImportError:
+    assert proc.returncode == 1 and proc.stderr.strip() == (
+      "benchmarks/peer_torch.py needs PyTorch: pip install torch torchvision"
+    )
+    return
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  rows = json.loads((tmp_path / "o.json").read_text())["rows"]
+  assert [r["impl"] for r in rows] == ["torch eager", "torch.compile"]

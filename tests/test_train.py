@@ -142,6 +142,9 @@ def test_train_and_evaluate_end_to_end(tmp_path):
   ):
     assert key in on_disk
   assert on_disk["knn_accuracy"] == results["knn_accuracy"]
+  times = on_disk["time_s"]  # where the wall time went
+  assert list(times) == ["setup", "first_step", "train", "evaluate"]
+  assert all(v >= 0 for v in times.values()) and sum(times.values()) <= on_disk["wall_time_s"] + 0.5
   assert 0 <= results["knn_accuracy"] <= 1 and np.isfinite(results["final_loss"])
   assert results["pixel_knn_accuracy"] == pytest.approx(0.93, abs=0.02)  # raw digits pixels
   rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
