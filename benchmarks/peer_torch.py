@@ -242,8 +242,8 @@ def main():
   parser.add_argument("--ours", default=None, help="a Python with this project, to run ours too")
   parser.add_argument("--json", default=None)
   args = parser.parse_args()
-  if args.repeats < 3 or args.steps < 1:
-    parser.error("--repeats must be >= 3 (medians) and --steps >= 1.")
+  if args.repeats < 5 or args.steps < 1:
+    parser.error("--repeats must be >= 5 for a meaningful median, and --steps >= 1.")
   device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
   rows = step_mode(args, device) if args.mode == "step" else loader_mode(args, device)
   print(_machine(device))

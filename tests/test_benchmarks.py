@@ -42,16 +42,10 @@ def test_augment_benchmark_runs(tmp_path):
 
 
 def test_train_step_benchmark_runs(tmp_path):
-  row = _run(
-    "benchmarks/train_step.py",
-    tmp_path / "o.json",
-    "--batch",
-    "8",
-    "--repeats",
-    "5",
-    "--width",
-    "4",
-  )
+  row = _run(  # the small ConvN: the script's logic is the encoder's same
+    "benchmarks/train_step.py", tmp_path / "o.json", "--batch", "8", "--repeats", "5",
+    "--encoder", "convn",
+  )  # fmt: skip
   assert row["images_per_s"] > 0 and row["step_gflop"] > 0 and row["logged_step_ms"] > 0
 
 
@@ -64,9 +58,9 @@ def test_sweep_benchmark_runs(tmp_path):
     "--repeats",
     "5",
     "--temperatures",
-    "0.1,0.5",
+    "0.1",
   )
-  assert row["temperatures"] == 2
+  assert row["temperatures"] == 1
   assert row["population_step_ms"] > 0 and row["separate_steps_ms"] > 0
 
 
@@ -95,7 +89,7 @@ def test_torch_peer_runs_or_says_what_it_needs(tmp_path):
   # with it, the step runs eager and compiled at a tiny size.
   proc = subprocess.run(
     [sys.executable, "benchmarks/peer_torch.py", "step", "--batch", "4", "--width", "4",
-     "--repeats", "3", "--json", str(tmp_path / "o.json")],
+     "--repeats", "5", "--json", str(tmp_path / "o.json")],
     cwd=ROOT, capture_output=True, text=True, timeout=600,
   )  # fmt: skip
   try:

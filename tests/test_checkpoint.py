@@ -17,9 +17,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NUM_STEPS = 4 * (1497 // 64)  # tiny_run: 4 epochs of digits at batch 64
 
 
-def _start(workdir):
+def _start(workdir, cache):
   return subprocess.Popen(
-    [sys.executable, "tests/tiny_run.py", str(workdir)],
+    [sys.executable, "tests/tiny_run.py", str(workdir), str(cache)],
     cwd=ROOT,
     stdout=subprocess.PIPE,
     stderr=subprocess.PIPE,
@@ -39,17 +39,24 @@ def _final_params(workdir):
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory):
+def cache(tmp_path_factory):
+  """A compilation cache the module's runs share, as run.py's runs do: the first
+  run compiles, the others load (the same programs, so the same results)."""
+  return tmp_path_factory.mktemp("compilation_cache")
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory, cache):
   workdir = tmp_path_factory.mktemp("uninterrupted")
-  proc = _start(workdir)
+  proc = _start(workdir, cache)
   _, err = proc.communicate(timeout=600)
   assert proc.returncode == 0, err[-3000:]
   return workdir
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
-def test_killed_run_resumes_to_identical_results(tmp_path, uninterrupted, sig):
-  proc = _start(tmp_path)
+def test_killed_run_resumes_to_identical_results(tmp_path, uninterrupted, cache, sig):
+  proc = _start(tmp_path, cache)
   first = tmp_path / "checkpoints" / "10"
   deadline = time.time() + 300
   while not first.exists() and proc.poll() is None and time.time() < deadline:
@@ -64,7 +71,7 @@ def test_killed_run_resumes_to_identical_results(tmp_path, uninterrupted, sig):
   steps = sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit())
   assert steps and steps[-1] < NUM_STEPS
 
-  resumed = _start(tmp_path)
+  resumed = _start(tmp_path, cache)
   _, err = resumed.communicate(timeout=600)
   assert resumed.returncode == 0, err[-3000:]
   assert _results(tmp_path) == _results(uninterrupted)

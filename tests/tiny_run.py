@@ -1,6 +1,8 @@
-"""Trains the tiny test config into WORKDIR: `python tests/tiny_run.py WORKDIR`.
+"""Trains the tiny test config into WORKDIR: `python tests/tiny_run.py WORKDIR [CACHE]`.
 
-Used by tests/test_checkpoint.py, which kills it mid-run and runs it again.
+Used by tests/test_checkpoint.py, which kills it mid-run and runs it again. With
+CACHE, compiled programs are kept there (`train.enable_compilation_cache`, as
+run.py does), so the runs after the first load them instead of compiling.
 """
 
 import os
@@ -28,4 +30,6 @@ def tiny_config():
 
 
 if __name__ == "__main__":
+  if len(sys.argv) > 2:
+    train.enable_compilation_cache(sys.argv[2])
   train.train_and_evaluate(tiny_config(), sys.argv[1])
