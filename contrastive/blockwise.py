@@ -311,16 +311,22 @@ def _row_hard_lse_bwd(k, block, mask, res, g):
 _row_hard_lse.defvjp(_row_hard_lse_fwd, _row_hard_lse_bwd)
 
 
-def views_logsumexp(h1, h2, shift, temperature, *, block_size: int, mask: str, num_hard=None,
-                    mesh=None, axis: str = "data"):  # fmt: skip
-  """d for the 2N anchors concat(h1, h2) against the same 2N rows as columns.
+VIEW_LAYOUTS = ("simclr", "cross_view")
 
-  `row_logsumexp` (or `row_hard_logsumexp` with `num_hard`) on SimCLR's layout.
-  Given a `mesh` whose `axis` shards h1, h2 and shift's halves by rows (the
-  trainer's data-parallel batch), each device computes the d of its own 2N / P
-  rows against all 2N columns (all-gathered: [2N, D], never [2N, 2N]), tile by
-  tile, and the columns' cotangents are summed back to the devices holding them
-  (the all-gather's transpose, a reduce-scatter). Without a mesh, XLA would run the
+
+def views_logsumexp(h1, h2, shift, temperature, *, block_size: int, mask: str, num_hard=None,
+                    mesh=None, axis: str = "data", layout: str = "simclr"):  # fmt: skip
+  """d for the 2N anchors concat(h1, h2) of a two-view batch, tiled.
+
+  `row_logsumexp` (or `row_hard_logsumexp` with `num_hard`) with the columns
+  `layout` names: "simclr", all 2N views (with `mask` "not_self_or_partner",
+  SimCLR's 2N - 2 negatives); "cross_view", the other view's N (h1's rows against
+  h2, then h2's against h1; with `mask` "not_self", the N - 1 that are not the
+  positive). Given a `mesh` whose `axis` shards h1, h2 and shift's halves by rows
+  (the trainer's data-parallel batch), each device computes the d of its own rows
+  against all the columns (all-gathered: [2N, D], never [2N, 2N]), tile by tile,
+  and the columns' cotangents are summed back to the devices holding them (the
+  all-gather's transpose, a reduce-scatter). Without a mesh, XLA would run the
   whole tiled loop on every device.
 
   Args:
@@ -329,18 +335,32 @@ def views_logsumexp(h1, h2, shift, temperature, *, block_size: int, mask: str, n
     temperature, block_size, mask, num_hard: as `row_logsumexp` /
       `row_hard_logsumexp`.
     mesh: None, or a `jax.sharding.Mesh` with `axis`; N must divide by its size.
+    layout: one of `VIEW_LAYOUTS`.
 
   Returns:
     d: [2N] in concat(h1, h2) order.
   """
+  if layout not in VIEW_LAYOUTS:
+    raise ValueError(f"Unknown layout {layout!r}; valid: {', '.join(VIEW_LAYOUTS)}.")
   kernel = functools.partial(row_logsumexp, block_size=block_size, mask=mask)
   if num_hard is not None:
     kernel = functools.partial(row_hard_logsumexp, num_hard=num_hard, block_size=block_size,
                                mask=mask)  # fmt: skip
   n = h1.shape[0]
+
+  def rows_against_columns(r1, r2, c1, c2, s1, s2, tau, ids):
+    """(d of r1, d of r2): rows r1, r2 (global indices `ids`, or all rows when None)
+    against the columns c1, c2 (all N of each view)."""
+    if layout == "cross_view":
+      return kernel(r1, c2, s1, tau, row_ids=ids), kernel(r2, c1, s2, tau, row_ids=ids)
+    both = None if ids is None else jnp.concatenate([ids, ids + n])
+    cols = jnp.concatenate([c1, c2])
+    d = kernel(jnp.concatenate([r1, r2]), cols, jnp.concatenate([s1, s2]), tau, row_ids=both)
+    return d[: r1.shape[0]], d[r1.shape[0] :]
+
   if mesh is None or mesh.shape[axis] == 1:
-    h = jnp.concatenate([h1, h2])
-    return kernel(h, h, shift, temperature)
+    return jnp.concatenate(rows_against_columns(h1, h2, h1, h2, shift[:n], shift[n:],
+                                                temperature, None))  # fmt: skip
   if n % mesh.shape[axis]:
     raise ValueError(
       f"N = {n} views do not divide over the {mesh.shape[axis]} devices of {axis!r}."
@@ -349,16 +369,12 @@ def views_logsumexp(h1, h2, shift, temperature, *, block_size: int, mask: str, n
   def local(h1, h2, s1, s2, tau):
     n_local = h1.shape[0]
     ids = jax.lax.axis_index(axis) * n_local + jnp.arange(n_local)
-    cols = jnp.concatenate(
-      [jax.lax.all_gather(h1, axis, tiled=True), jax.lax.all_gather(h2, axis, tiled=True)]
-    )
+    c1, c2 = (jax.lax.all_gather(h, axis, tiled=True) for h in (h1, h2))
     # tau is the same on every device; the kernel's cotangent for it is a
     # per-device partial sum. Typed as varying, autodiff sums it over the devices
     # (the transpose of pcast), as the all-gather's transpose does for the columns.
     tau = jax.lax.pcast(tau, (axis,), to="varying")
-    rows = jnp.concatenate([h1, h2])
-    d = kernel(rows, cols, jnp.concatenate([s1, s2]), tau, row_ids=jnp.concatenate([ids, ids + n]))
-    return d[:n_local], d[n_local:]
+    return rows_against_columns(h1, h2, c1, c2, s1, s2, tau, ids)
 
   rows_spec = P(axis)
   d1, d2 = jax.shard_map(

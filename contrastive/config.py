@@ -81,8 +81,8 @@ def base() -> ml_collections.ConfigDict:
       normalize=True,
       bank_momentum=0.5,
       # None: the dense kernels; an integer: NT-Xent, the hard contrastive loss and
-      # MACL (SimCLR layout) and the generalized loss over tiles of this side,
-      # memory O(B D + block_size^2).
+      # MACL (SimCLR or cross-view layout) and the generalized loss over tiles of
+      # this side, memory O(B D + block_size^2).
       block_size=config_dict.placeholder(int),
     )
   )
@@ -195,8 +195,8 @@ def check(config) -> None:
       )
     if config.loss.layout not in objective.BLOCKWISE.get(config.loss.name, ()):
       raise ConfigError(
-        f"loss.block_size tiles NT-Xent, hard_contrastive and MACL (loss.layout='simclr') and "
-        f"the generalized loss only, not loss.name={config.loss.name!r} with "
+        f"loss.block_size tiles NT-Xent, hard_contrastive and MACL (loss.layout='simclr' or "
+        f"'cross_view') and the generalized loss only, not loss.name={config.loss.name!r} with "
         f"loss.layout={config.loss.layout!r}; unset loss.block_size."
       )
   if config.loss.layout == "memory_bank" and config.loss.name == "generalized":

@@ -366,7 +366,7 @@ def relative_penalty(pos, neg, *, temperature, neg_mask=None) -> jax.Array:
   return jnp.where(neg_mask & (denom > 0), jnp.abs(g_neg) / safe, 0.0)
 
 
-def nt_xent(z1, z2, *, temperature, block_size=None, mesh=None) -> jax.Array:
+def nt_xent(z1, z2, *, temperature, block_size=None, mesh=None, layout="simclr") -> jax.Array:
   """SimCLR's NT-Xent loss: 2N anchors, one positive and 2N-2 negatives each.
 
   Args:
@@ -381,6 +381,8 @@ def nt_xent(z1, z2, *, temperature, block_size=None, mesh=None) -> jax.Array:
       by rows: each device then computes its own rows' tiles against the global
       batch (`blockwise.views_logsumexp`); None lets XLA place the loop (on every
       device, the whole of it).
+    layout: "simclr" (2N - 2 negatives from both views) or "cross_view" (the
+      other view's N - 1, both directions; `pairs.cross_view_pairs`).
 
   Returns:
     Scalar: the mean over the 2N anchors. Under `jax.jit` over a device mesh, the
@@ -391,12 +393,21 @@ def nt_xent(z1, z2, *, temperature, block_size=None, mesh=None) -> jax.Array:
     Representations", ICML 2020.
   """
   if block_size is None:
-    pos, neg, neg_mask = pairs.simclr_pairs(z1, z2)
+    pos, neg, neg_mask = _two_view_pairs(z1, z2, layout)
     return jnp.mean(contrastive_loss(pos, neg, temperature=temperature, neg_mask=neg_mask))
   numerics.check_positive("temperature", temperature)
   h1, h2, pos = _simclr_views(z1, z2)
-  d = _simclr_log_odds(h1, h2, pos, temperature, block_size, mesh)
+  d = _simclr_log_odds(h1, h2, pos, temperature, block_size, mesh, layout)
   return _mean_over_anchors(jax.nn.softplus(d))
+
+
+def _two_view_pairs(z1, z2, layout):
+  """(pos, neg, neg_mask) of `layout` ("simclr" or "cross_view", symmetric)."""
+  if layout == "cross_view":
+    return pairs.cross_view_pairs(z1, z2, symmetric=True)
+  if layout != "simclr":
+    raise ValueError(f"Unknown layout {layout!r}; valid: simclr, cross_view.")
+  return pairs.simclr_pairs(z1, z2)
 
 
 def _simclr_views(z1, z2):
@@ -407,12 +418,13 @@ def _simclr_views(z1, z2):
   return h1, h2, jnp.concatenate([pos_half, pos_half])
 
 
-def _simclr_log_odds(h1, h2, pos, temperature, block_size, mesh, num_hard=None):
-  """d_i = logsumexp over the 2N - 2 negatives (or the num_hard hardest) of
+def _simclr_log_odds(h1, h2, pos, temperature, block_size, mesh, layout, num_hard=None):
+  """d_i = logsumexp over the negatives of `layout` (or the num_hard hardest) of
   (s_ik - s_ii) / tau, tiled."""
+  mask = "not_self" if layout == "cross_view" else "not_self_or_partner"
   return blockwise.views_logsumexp(
-    h1, h2, pos, temperature, block_size=block_size, mask="not_self_or_partner",
-    num_hard=num_hard, mesh=mesh,
+    h1, h2, pos, temperature, block_size=block_size, mask=mask, num_hard=num_hard, mesh=mesh,
+    layout=layout,
   )  # fmt: skip
 
 
@@ -421,9 +433,10 @@ def _mean_over_anchors(loss):
 
 
 def hard_nt_xent(
-  z1, z2, *, temperature, num_hard=None, hard_fraction=None, block_size=None, mesh=None
-) -> jax.Array:
-  """The hard contrastive loss on SimCLR's 2N - 2 layout, from the views.
+  z1, z2, *, temperature, num_hard=None, hard_fraction=None, block_size=None, mesh=None,
+  layout="simclr",
+) -> jax.Array:  # fmt: skip
+  """The hard contrastive loss on SimCLR's 2N - 2 layout (or the cross-view one).
 
   The mean of `hard_contrastive_loss` over the 2N anchors, each keeping the
   `num_hard` most similar of its 2N - 2 negatives. `hard_fraction` counts, as the
@@ -436,7 +449,7 @@ def hard_nt_xent(
     block_size: None for the dense [2N, 2N] similarities; an integer for tiles of
       that side with a running top-k per anchor (`blockwise.row_hard_logsumexp`),
       memory O(N D + block_size x (block_size + num_hard)).
-    mesh: as `nt_xent`.
+    mesh, layout: as `nt_xent` (cross_view: hard_fraction of the N columns).
 
   Returns:
     Scalar: the mean over the 2N anchors.
@@ -445,7 +458,7 @@ def hard_nt_xent(
     Wang & Liu, CVPR 2021, Eq. 9.
   """
   if block_size is None:
-    pos, neg, neg_mask = pairs.simclr_pairs(z1, z2)
+    pos, neg, neg_mask = _two_view_pairs(z1, z2, layout)
     per_anchor = hard_contrastive_loss(
       pos, neg, temperature=temperature, num_hard=num_hard, hard_fraction=hard_fraction,
       neg_mask=neg_mask,
@@ -453,8 +466,9 @@ def hard_nt_xent(
     return jnp.mean(per_anchor)
   numerics.check_positive("temperature", temperature)
   h1, h2, pos = _simclr_views(z1, z2)
-  k = resolve_num_hard(pos.shape[0], num_hard=num_hard, hard_fraction=hard_fraction)
-  d = _simclr_log_odds(h1, h2, pos, temperature, block_size, mesh, num_hard=k)
+  columns = h1.shape[0] if layout == "cross_view" else pos.shape[0]  # the dense layout's
+  k = resolve_num_hard(columns, num_hard=num_hard, hard_fraction=hard_fraction)
+  d = _simclr_log_odds(h1, h2, pos, temperature, block_size, mesh, layout, num_hard=k)
   return _mean_over_anchors(jax.nn.softplus(d))
 
 
@@ -468,21 +482,23 @@ def macl_nt_xent(
   schedule="linear",
   block_size=None,
   mesh=None,
+  layout="simclr",
 ) -> jax.Array:
-  """MACL on SimCLR's 2N - 2 layout, from the views: the mean of `macl_loss`.
+  """MACL on SimCLR's 2N - 2 layout (or the cross-view one), from the views: the mean of
+  `macl_loss`.
 
   Args:
     z1, z2: [N, D] views (L2-normalised inside).
     temperature, alpha, alignment_ref, schedule: as `macl_loss`.
     block_size: None for the dense [2N, 2N] similarities; an integer for tiles of
       that side (`contrastive.blockwise`), memory O(N D + block_size^2).
-    mesh: as `nt_xent`.
+    mesh, layout: as `nt_xent`.
 
   Returns:
     Scalar: the mean over the 2N anchors.
   """
   if block_size is None:
-    pos, neg, neg_mask = pairs.simclr_pairs(z1, z2)
+    pos, neg, neg_mask = _two_view_pairs(z1, z2, layout)
     per_anchor = macl_loss(
       pos, neg, temperature=temperature, alpha=alpha, alignment_ref=alignment_ref,
       schedule=schedule, neg_mask=neg_mask,
@@ -492,7 +508,7 @@ def macl_nt_xent(
   tau = macl_temperature(
     pos, temperature=temperature, alpha=alpha, alignment_ref=alignment_ref, schedule=schedule
   )
-  d = _simclr_log_odds(h1, h2, pos, tau, block_size, mesh)
+  d = _simclr_log_odds(h1, h2, pos, tau, block_size, mesh, layout)
   return _mean_over_anchors(_macl_from_log_odds(d))
 
 

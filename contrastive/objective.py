@@ -190,46 +190,53 @@ def _logged_temperature(cfg, pos, tau):
 
 # The losses `loss.block_size` computes tile by tile (`contrastive.blockwise`), by
 # name, with the layouts they allow: NT-Xent, the hard contrastive loss (a running
-# top-k) and MACL on SimCLR's layout, and the generalized loss (its logsumexp term;
-# SWD builds no n x n matrix).
+# top-k) and MACL on the two-view layouts, and the generalized loss (its logsumexp
+# term; SWD builds no n x n matrix). The memory bank has no tiled form.
 BLOCKWISE = {
-  "contrastive": ("simclr",),
-  "hard_contrastive": ("simclr",),
-  "macl": ("simclr",),
+  "contrastive": ("simclr", "cross_view"),
+  "hard_contrastive": ("simclr", "cross_view"),
+  "macl": ("simclr", "cross_view"),
   "generalized": ("simclr", "cross_view", "memory_bank"),
 }
 
 
 def _tiled_loss(cfg, z1, z2, tau, mesh):
-  """NT-Xent, the hard loss or MACL on SimCLR's layout over tiles of `cfg.block_size`."""
+  """NT-Xent, the hard loss or MACL on a two-view layout over tiles of `cfg.block_size`."""
+  tiles = {"block_size": cfg.block_size, "mesh": mesh, "layout": cfg.layout}
   if cfg.name == "hard_contrastive":
-    return losses.hard_nt_xent(
-      z1, z2, temperature=tau, block_size=cfg.block_size, mesh=mesh, **_hard(cfg)
-    )
+    return losses.hard_nt_xent(z1, z2, temperature=tau, **tiles, **_hard(cfg))
   if cfg.name == "macl":
     return losses.macl_nt_xent(
       z1, z2, temperature=tau, alpha=cfg.macl_alpha, alignment_ref=cfg.macl_alignment_ref,
-      schedule=cfg.macl_schedule, block_size=cfg.block_size, mesh=mesh,
+      schedule=cfg.macl_schedule, **tiles,
     )  # fmt: skip
-  return losses.nt_xent(z1, z2, temperature=tau, block_size=cfg.block_size, mesh=mesh)
+  return losses.nt_xent(z1, z2, temperature=tau, **tiles)
 
 
 def _tiled_stats(cfg, z1, z2, tau):
   """`objective`'s diagnostics without any [2B, 2B] array.
 
   The ones that need the whole similarity matrix (the hardest negative, the
-  penalty entropy) are left out; the mean negative similarity comes from the
-  closed form sum_{i != j} s_ij = |sum_i h_i|^2 - sum_i |h_i|^2.
+  penalty entropy) are left out; the mean negative similarity comes from closed
+  forms: SimCLR's sum_{i != j} s_ij = |sum_i h_i|^2 - sum_i |h_i|^2 over H =
+  concat(h1, h2), less the positives; the cross-view layout's (sum_i h1_i) .
+  (sum_j h2_j) less the positives.
   """
   h1, h2 = numerics.l2_normalize(z1), numerics.l2_normalize(z2)
-  h = jnp.concatenate([h1, h2])
   pos_half = jnp.sum(h1 * h2, axis=-1)
-  m = h.shape[0]
-  total = jnp.sum(jnp.square(jnp.sum(h, axis=0))) - jnp.sum(jnp.square(h))
+  n = h1.shape[0]
+  if cfg.layout == "cross_view" and cfg.name != "generalized":
+    neg_sim = (jnp.dot(jnp.sum(h1, axis=0), jnp.sum(h2, axis=0)) - jnp.sum(pos_half)) / max(
+      n * (n - 1), 1
+    )
+  else:
+    h = jnp.concatenate([h1, h2])
+    total = jnp.sum(jnp.square(jnp.sum(h, axis=0))) - jnp.sum(jnp.square(h))
+    neg_sim = (total - 2 * jnp.sum(pos_half)) / max(2 * n * (2 * n - 2), 1)
   return jax.lax.stop_gradient(
     {
       "pos_sim": jnp.mean(pos_half),
-      "neg_sim": (total - 2 * jnp.sum(pos_half)) / max(m * (m - 2), 1),
+      "neg_sim": neg_sim,
       "temperature": jnp.asarray(_logged_temperature(cfg, pos_half, tau), jnp.float32),
       "batch_alignment": metrics.alignment(z1, z2),
       "batch_uniformity": metrics.uniformity(z1),

@@ -48,6 +48,9 @@ LOSSES = {
   "nt_xent": lambda a, b, t, **kw: losses.nt_xent(a, b, temperature=t, **kw),
   "hard": lambda a, b, t, **kw: losses.hard_nt_xent(a, b, temperature=t, num_hard=20, **kw),
   "macl": lambda a, b, t, **kw: losses.macl_nt_xent(a, b, temperature=t, alpha=0.5, **kw),
+  "nt_xent_cross_view": lambda a, b, t, **kw: losses.nt_xent(
+    a, b, temperature=t, layout="cross_view", **kw
+  ),
   "logsumexp": lambda a, b, t, **kw: losses.generalized_contrastive_loss(
     a, b, distribution="logsumexp", weight=0.5, temperature=t, **kw
   ),

@@ -92,6 +92,24 @@ def _hard(block_size, num_hard=100):
   )
 
 
+def _nt_xent_cross(block_size):
+  return lambda a, b, t: losses.nt_xent(
+    a, b, temperature=t, block_size=block_size, layout="cross_view"
+  )
+
+
+def _hard_cross(block_size):
+  return lambda a, b, t: losses.hard_nt_xent(
+    a, b, temperature=t, hard_fraction=0.3, block_size=block_size, layout="cross_view"
+  )
+
+
+def _macl_cross(block_size):
+  return lambda a, b, t: losses.macl_nt_xent(
+    a, b, temperature=t, alpha=0.5, block_size=block_size, layout="cross_view"
+  )
+
+
 def _hard_fraction(block_size):
   return lambda a, b, t: losses.hard_nt_xent(
     a, b, temperature=t, hard_fraction=0.3, block_size=block_size
@@ -104,15 +122,24 @@ _LOSSES = {
   "macl_linear": _macl,
   "macl_exponential": _macl_exponential,
   "hard": _hard,
+  "nt_xent_cross_view": _nt_xent_cross,
+}
+# Cheaper variants at 2N = 512 only: hard_fraction differs from num_hard only in how
+# k is computed, and the cross-view hard loss and MACL share their tiles with the
+# cross-view NT-Xent.
+_SMALL_ONLY = {
+  "hard_fraction": _hard_fraction,
+  "hard_cross_view": _hard_cross,
+  "macl_cross_view": _macl_cross,
 }
 
 
-# hard_fraction differs from num_hard only in how k is computed: 2N = 512 suffices.
 @pytest.mark.parametrize(
   "n2,block,loss",
   [(n2, block, loss) for n2, block in ((512, 128), (4096, 1000)) for loss in _LOSSES.values()]
-  + [(512, 128, _hard_fraction)],
-  ids=[f"{name}-{n2}" for n2 in (512, 4096) for name in _LOSSES] + ["hard_fraction-512"],
+  + [(512, 128, loss) for loss in _SMALL_ONLY.values()],
+  ids=[f"{name}-{n2}" for n2 in (512, 4096) for name in _LOSSES]
+  + [f"{name}-512" for name in _SMALL_ONLY],
 )
 def test_blockwise_equals_dense(n2, block, loss):
   z1, z2 = _views(n2)
@@ -123,7 +150,7 @@ def test_blockwise_equals_dense(n2, block, loss):
     want = {tau: exact(z1_64, z2_64, tau) for tau in TAUS}
     for tau in TAUS:
       _assert_close(tiled(z1_64, z2_64, tau), want[tau], rtol=1e-10)
-  if loss in (_hard, _hard_fraction):
+  if loss in (_hard, _hard_fraction, _hard_cross):
     # Which negatives are the top k is decided by comparisons that float32 rounding
     # can flip where two similarities lie within an ulp, and the dense and tiled
     # kernels round the same dot products differently (different matmul shapes):
@@ -257,10 +284,14 @@ def test_bad_arguments_are_rejected(kwargs, message):
     blockwise.row_logsumexp(rows, rows, jnp.zeros(6), 0.2, **kwargs)
 
 
-@pytest.mark.parametrize("name", ["contrastive", "hard_contrastive", "macl", "generalized"])
-def test_objective_blockwise_equals_dense_with_its_statistics(name):
+@pytest.mark.parametrize(
+  "name,layout",
+  [("contrastive", "simclr"), ("hard_contrastive", "simclr"), ("macl", "simclr"),
+   ("generalized", "simclr"), ("contrastive", "cross_view")],
+)  # fmt: skip
+def test_objective_blockwise_equals_dense_with_its_statistics(name, layout):
   cfg = recipes.quickstart().loss
-  cfg.name = name
+  cfg.name, cfg.layout = name, layout
   z1, z2 = (jnp.asarray(z) for z in _views(64))
   dense_loss, dense_stats = objective.objective(cfg, z1, z2, indices=None, bank=None, key=None)
   cfg.block_size = 24
@@ -278,7 +309,7 @@ def test_objective_blockwise_equals_dense_with_its_statistics(name):
   [
     ("loss.block_size=0", "loss.block_size must be a positive integer"),
     ("loss.block_size=64,loss.name=hard_simple", "loss.block_size tiles NT-Xent, hard_contr"),
-    ("loss.block_size=64,loss.layout=cross_view", "loss.block_size tiles NT-Xent, hard_contr"),
+    ("loss.block_size=64,loss.layout=memory_bank", "loss.block_size tiles NT-Xent, hard_contr"),
   ],
 )
 def test_config_check_names_what_block_size_supports(overrides, message):
@@ -298,8 +329,10 @@ def test_over_a_mesh_each_device_tiles_its_own_rows_against_all_columns(tmp_path
   )
   assert proc.returncode == 0, proc.stderr[-3000:]
   results = json.loads(out.read_text())
-  assert sorted(results) == ["hard", "logsumexp", "macl", "nt_xent"]
+  assert sorted(results) == ["hard", "logsumexp", "macl", "nt_xent", "nt_xent_cross_view"]
   for name, r in results.items():
-    # 2N = 96 anchors over 4 devices: 24 rows each against all 96 columns.
-    assert r["kernel_shapes"] == [[24, 96]], (name, r["kernel_shapes"])
+    # 2N = 96 anchors over 4 devices: 24 rows each against all 96 columns; the
+    # cross-view layout: 12 rows of each view against the other view's 48.
+    want = [[12, 48], [12, 48]] if name == "nt_xent_cross_view" else [[24, 96]]
+    assert r["kernel_shapes"] == want, (name, r["kernel_shapes"])
     assert r["max_error"] < 1e-5, (name, r["max_error"])
