@@ -5,15 +5,52 @@ and step) is one checkpoint; the data position is the step itself (the batch
 order is a function of seed and step), so a resumed run continues exactly where
 the saved one stopped. Orbax writes each checkpoint to a temporary directory and
 renames it when complete, so a run killed mid-save leaves the previous checkpoints
-intact and the workdir is never corrupt.
+intact. A checkpoint damaged afterwards (a truncated file, a missing part) is set
+aside with a one-line warning (renamed N.corrupt, never deleted) and the run resumes
+from the newest good one; a checkpoint of another config's state stops the run with
+one line. `WorkdirLock` keeps a second process off a workdir in use.
 """
 
+import datetime
+import fcntl
 import os
 import signal
+import socket
+import sys
 
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+
+
+class CheckpointMismatchError(ValueError):
+  """The workdir's latest checkpoint holds a different state (another config's run)."""
+
+
+class WorkdirBusyError(RuntimeError):
+  """Another process is running in the same workdir."""
+
+
+class WorkdirUnwritableError(OSError):
+  """The workdir cannot be created or written."""
+
+
+def _shapes(tree) -> dict:
+  """{path: shape} of a state or of a checkpoint's metadata, paths as key names."""
+
+  def name(key):
+    for attr in ("key", "name", "idx"):
+      if hasattr(key, attr):
+        return str(getattr(key, attr))
+    return str(key)
+
+  leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
+  return {"/".join(name(k) for k in path): tuple(leaf.shape) for path, leaf in leaves}
+
+
+def _first_line(error: Exception, limit: int = 160) -> str:
+  text = (str(error).strip().splitlines() or [type(error).__name__])[0]
+  return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class Checkpointer:
@@ -23,20 +60,67 @@ class Checkpointer:
     if every < 1 or keep < 1:
       raise ValueError(f"checkpoint every and keep must be >= 1, got {every}, {keep}.")
     self.every = every
+    self._directory = os.path.abspath(directory)
     self._manager = ocp.CheckpointManager(
-      os.path.abspath(directory),
+      self._directory,
       options=ocp.CheckpointManagerOptions(
         max_to_keep=keep, create=True, cleanup_tmp_directories=True
       ),
+      item_handlers=ocp.StandardCheckpointHandler(),
     )
 
   def restore_latest(self, state):
-    """The latest saved state, with `state`'s shapes and shardings; `state` if none."""
-    step = self._manager.latest_step()
-    if step is None:
-      return state
+    """The newest good saved state, with `state`'s shapes and shardings; `state` if none.
+
+    A checkpoint that cannot be read is set aside (`N.corrupt`, with a warning) and
+    the next older one is tried. One that reads but holds a differently shaped
+    state raises CheckpointMismatchError: it belongs to another config.
+    """
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
-    return self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
+    want = _shapes(abstract)
+    for step in sorted(self._manager.all_steps(), reverse=True):
+      try:
+        saved = _shapes(self._manager.item_metadata(step))
+      except Exception as error:  # noqa: BLE001 - any unreadable checkpoint is skipped
+        self._set_aside(step, error)
+        continue
+      if not saved:
+        self._set_aside(step, "no readable metadata")
+        continue
+      if saved != want:
+        raise CheckpointMismatchError(self._mismatch(step, saved, want))
+      try:
+        return self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
+      except Exception as error:  # noqa: BLE001
+        self._set_aside(step, error)
+    return state
+
+  def _mismatch(self, step, saved, want) -> str:
+    path = os.path.join(self._directory, str(step))
+    differ = sorted(set(saved) ^ set(want)) or sorted(k for k in want if saved[k] != want[k])
+    key = differ[0]
+    detail = f"{key}: saved {saved.get(key, 'absent')}, this config {want.get(key, 'absent')}"
+    return (
+      f"{path} holds a different state than this config builds ({detail}); rerun with "
+      "the config that wrote it, or use a new --workdir."
+    )
+
+  def _set_aside(self, step: int, error) -> None:
+    """Renames a damaged checkpoint N to N.corrupt (process 0) and says so."""
+    path = os.path.join(self._directory, str(step))
+    aside = path + ".corrupt"
+    suffix = 1
+    while os.path.exists(aside):
+      aside, suffix = f"{path}.corrupt{suffix}", suffix + 1
+    if jax.process_index() == 0:
+      os.rename(path, aside)
+    reason = error if isinstance(error, str) else _first_line(error)
+    print(
+      f"warning: checkpoint {path} is incomplete or corrupt ({reason}); set aside as "
+      f"{aside}, resuming from an older one.",
+      file=sys.stderr,
+    )
+    self._manager.reload()
 
   def save(self, step: int, state) -> None:
     """Saves `state` as step `step` (the loop decides when: every `every` steps,
@@ -84,3 +168,55 @@ def read_latest(directory: str):
   tree = manager.restore(step, args=ocp.args.StandardRestore(target))
   manager.close()
   return jax.tree.map(np.asarray, tree), step
+
+
+class WorkdirLock:
+  """An exclusive lock on a workdir for one run: a second process stops with one
+  line naming the first. The kernel releases it when its process ends, however it
+  ends, so a crashed run never leaves it stuck.
+
+  It locks WORKDIR/.lock with flock (local and NFS disks); the file says who holds
+  it. Creating the workdir happens here, so an unwritable one fails first, in one
+  line (WorkdirUnwritableError).
+  """
+
+  def __init__(self, workdir: str):
+    self._file = None
+    path = os.path.join(workdir, ".lock")
+    try:
+      os.makedirs(workdir, exist_ok=True)
+      handle = open(path, "a+")  # noqa: SIM115 - held until release()
+    except OSError as error:
+      raise WorkdirUnwritableError(
+        f"cannot write to the workdir {workdir}: {error.strerror or error}; choose a "
+        "writable --workdir."
+      ) from None
+    try:
+      fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+      handle.seek(0)
+      holder = handle.read().strip() or "another process"
+      handle.close()
+      raise WorkdirBusyError(
+        f"{workdir} is in use by {holder}; wait for that run to end or stop it, or use "
+        "another --workdir."
+      ) from None
+    handle.seek(0)
+    handle.truncate()
+    started = datetime.datetime.now().isoformat(timespec="seconds")
+    handle.write(f"pid {os.getpid()} on {socket.gethostname()} (since {started})\n")
+    handle.flush()
+    self._file = handle
+
+  def release(self) -> None:
+    if self._file is not None:
+      fcntl.flock(self._file, fcntl.LOCK_UN)
+      self._file.close()
+      self._file = None
+
+
+class NoLock:
+  """What processes other than 0 hold: nothing (process 0 locks the shared workdir)."""
+
+  def release(self) -> None:
+    pass

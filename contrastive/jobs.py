@@ -10,6 +10,7 @@ Every config is checked before anything is written; the errors a user fixes
 
 import jax
 
+from contrastive import checkpoint
 from contrastive import config as config_lib
 from contrastive import experiments
 from contrastive import sweep
@@ -17,7 +18,14 @@ from contrastive import train
 from contrastive.data import sources
 
 # Errors that are the user's to fix: run.py prints them as one line, exit 2.
-USER_ERRORS = (config_lib.ConfigError, sources.DatasetNotPreparedError, train.NonFiniteLossError)
+USER_ERRORS = (
+  config_lib.ConfigError,
+  sources.DatasetNotPreparedError,
+  train.NonFiniteLossError,
+  checkpoint.CheckpointMismatchError,
+  checkpoint.WorkdirBusyError,
+  checkpoint.WorkdirUnwritableError,
+)
 
 # What a finished run prints, in this order.
 SUMMARY_KEYS = (

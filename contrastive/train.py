@@ -390,11 +390,22 @@ def train_and_evaluate(config, workdir: str) -> dict:
     The results dict (also written to results.json).
   """
   t_start = time.perf_counter()
-  run = build_run(config)
-  times = {"setup": round(time.perf_counter() - t_start, 1)}
-  step_fn = jit_train_step(run.setup)
-  state, loss = _train_loop(config, workdir, run, run.state, step_fn, [workdir], times)
-  return _finish(config, workdir, run, state, loss[0], t_start, times)
+  run = build_run(config)  # first: a missing dataset stops before the workdir exists
+  lock = _lock(workdir)
+  try:
+    times = {"setup": round(time.perf_counter() - t_start, 1)}
+    step_fn = jit_train_step(run.setup)
+    state, loss = _train_loop(config, workdir, run, run.state, step_fn, [workdir], times)
+    return _finish(config, workdir, run, state, loss[0], t_start, times)
+  finally:
+    lock.release()
+
+
+def _lock(workdir: str):
+  """Process 0's lock on `workdir` (`checkpoint.WorkdirLock`); a no-op elsewhere."""
+  if jax.process_index() != 0:
+    return checkpoint.NoLock()
+  return checkpoint.WorkdirLock(workdir)
 
 
 def without_temperature(config) -> dict:
@@ -426,7 +437,15 @@ def train_population(config, workdir: str, members) -> list[dict]:
   t_start = time.perf_counter()
   if any(without_temperature(c) != without_temperature(config) for _, c in members):
     raise ValueError("A population's members may differ from its config in loss.temperature only.")
-  run = build_run(config)
+  run = build_run(config)  # first: a missing dataset stops before the workdir exists
+  lock = _lock(workdir)
+  try:
+    return _train_population(config, workdir, members, run, t_start)
+  finally:
+    lock.release()
+
+
+def _train_population(config, workdir, members, run: Run, t_start) -> list[dict]:
   times = {"setup": round(time.perf_counter() - t_start, 1)}
   # The float dtype the separate runs' Python-float temperatures take.
   temperatures = jnp.asarray([c.loss.temperature for _, c in members])

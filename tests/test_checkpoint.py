@@ -82,3 +82,88 @@ def test_killed_run_resumes_to_identical_results(tmp_path, uninterrupted, cache,
     np.testing.assert_array_equal(x, y)  # bit for bit
   logged = [json.loads(line)["step"] for line in (tmp_path / "metrics.jsonl").open()]
   assert logged == sorted(set(logged))  # no step logged twice across the restart
+
+
+def _tree(value, size=3):
+  return {"w": np.full((size,), value, np.float32), "step": np.asarray(value, np.int32)}
+
+
+def _damage(step_dir, how):
+  if how == "truncated":  # every data file cut short, as a full disk or a crash leaves it
+    for f in step_dir.glob("**/d/*"):
+      with open(f, "r+b") as handle:
+        handle.truncate(10)
+  else:  # how == "missing": a part of the checkpoint gone
+    for f in step_dir.glob("**/manifest.ocdbt"):
+      f.unlink()
+    for f in step_dir.glob("**/_METADATA"):
+      f.unlink()
+
+
+@pytest.mark.parametrize("how", ["truncated", "missing"])
+def test_a_damaged_latest_checkpoint_is_set_aside_and_an_older_one_restored(tmp_path, capfd, how):
+  ckpt = checkpoint.Checkpointer(tmp_path, every=5, keep=3)
+  ckpt.save(5, _tree(5))
+  ckpt.save(10, _tree(10))
+  ckpt.close()
+  _damage(tmp_path / "10", how)
+  ckpt = checkpoint.Checkpointer(tmp_path, every=5, keep=3)
+  restored = ckpt.restore_latest(_tree(0))
+  assert int(restored["step"]) == 5 and np.all(np.asarray(restored["w"]) == 5)
+  warning = [line for line in capfd.readouterr().err.splitlines() if line.startswith("warning:")]
+  assert (
+    len(warning) == 1 and f"checkpoint {tmp_path / '10'} is incomplete or corrupt" in warning[0]
+  )
+  assert (tmp_path / "10.corrupt").is_dir() and (tmp_path / "5").is_dir()  # nothing deleted
+  ckpt.save(10, _tree(11))  # the run goes on past the damaged step
+  ckpt.close()
+  again = checkpoint.Checkpointer(tmp_path, every=5, keep=3)
+  assert int(again.restore_latest(_tree(0))["step"]) == 11
+  again.close()
+
+
+def test_a_checkpoint_of_another_config_stops_with_one_line(tmp_path):
+  ckpt = checkpoint.Checkpointer(tmp_path, every=5, keep=3)
+  ckpt.save(5, _tree(5, size=3))
+  ckpt.close()
+  ckpt = checkpoint.Checkpointer(tmp_path, every=5, keep=3)
+  with pytest.raises(
+    checkpoint.CheckpointMismatchError, match=r"w: saved \(3,\), this config \(4,\)"
+  ):
+    ckpt.restore_latest(_tree(0, size=4))
+  ckpt.close()
+  assert (tmp_path / "5").is_dir() and not (tmp_path / "5.corrupt").exists()
+
+
+def _lock_in_subprocess(workdir, then=""):
+  code = f"from contrastive import checkpoint; checkpoint.WorkdirLock({str(workdir)!r}); {then}"
+  return subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+
+
+def test_a_second_process_on_a_workdir_stops_naming_the_first(tmp_path):
+  # A run that crashed holding the lock does not leave it stuck.
+  crashed = _lock_in_subprocess(tmp_path, "import os, signal; os.kill(os.getpid(), signal.SIGKILL)")
+  assert crashed.returncode == -signal.SIGKILL
+  lock = checkpoint.WorkdirLock(str(tmp_path))
+  try:
+    second = _lock_in_subprocess(tmp_path)
+    assert second.returncode != 0
+    assert f"is in use by pid {os.getpid()} on " in second.stderr.strip().splitlines()[-1]
+  finally:
+    lock.release()
+  assert _lock_in_subprocess(tmp_path).returncode == 0  # released: free again
+
+
+def test_an_unwritable_workdir_stops_with_one_line_before_training(tmp_path):
+  blocker = tmp_path / "a_file"
+  blocker.write_text("not a directory")
+  proc = subprocess.run(
+    [sys.executable, "run.py", "--config=configs/quickstart.py", f"--workdir={blocker}/run"],
+    cwd=ROOT, capture_output=True, text=True, timeout=300,
+  )  # fmt: skip
+  assert proc.returncode == 2
+  lines = proc.stderr.strip().splitlines()
+  assert lines[-1] == (
+    f"error: cannot write to the workdir {blocker}/run: Not a directory; choose a writable "
+    "--workdir."
+  ), proc.stderr[-2000:]
