@@ -143,14 +143,18 @@ _SMALL_ONLY = {
 )
 def test_blockwise_equals_dense(n2, block, loss):
   z1, z2 = _views(n2)
+  hard = loss in (_hard, _hard_fraction, _hard_cross)
   with jax.enable_x64(True):  # the same mathematics: equal to float64 rounding
     z1_64, z2_64 = np.float64(z1), np.float64(z2)
     exact = _value_and_grads(loss(None))
     tiled = _value_and_grads(loss(block))
-    want = {tau: exact(z1_64, z2_64, tau) for tau in TAUS}
-    for tau in TAUS:
-      _assert_close(tiled(z1_64, z2_64, tau), want[tau], rtol=1e-10)
-  if loss in (_hard, _hard_fraction, _hard_cross):
+    # (float64 top-k over 4096 columns is slow on this CPU: the hard loss's float64
+    # check runs at 2N = 512, its float32 one at both sizes.)
+    if not (hard and n2 > 512):
+      want = {tau: exact(z1_64, z2_64, tau) for tau in TAUS}
+      for tau in TAUS:
+        _assert_close(tiled(z1_64, z2_64, tau), want[tau], rtol=1e-10)
+  if hard:
     # Which negatives are the top k is decided by comparisons that float32 rounding
     # can flip where two similarities lie within an ulp, and the dense and tiled
     # kernels round the same dot products differently (different matmul shapes):

@@ -158,7 +158,9 @@ def test_an_unwritable_workdir_stops_with_one_line_before_training(tmp_path):
   blocker = tmp_path / "a_file"
   blocker.write_text("not a directory")
   proc = subprocess.run(
-    [sys.executable, "run.py", "--config=configs/quickstart.py", f"--workdir={blocker}/run"],
+    [sys.executable, "run.py", "--config=configs/quickstart.py", f"--workdir={blocker}/run",
+     "--config.data.name=digits", "--config.data.image_size=28", "--config.data.augment=randbit",
+     "--config.model.encoder=convn"],
     cwd=ROOT, capture_output=True, text=True, timeout=300,
   )  # fmt: skip
   assert proc.returncode == 2
