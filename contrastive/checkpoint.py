@@ -69,6 +69,11 @@ class Checkpointer:
       item_handlers=ocp.StandardCheckpointHandler(),
     )
 
+  @property
+  def directory(self) -> str:
+    """The absolute directory the checkpoints live in."""
+    return self._directory
+
   def restore_latest(self, state):
     """The newest good saved state, with `state`'s shapes and shardings; `state` if none.
 

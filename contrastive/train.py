@@ -353,6 +353,26 @@ def build_run(config) -> Run:
   return Run(setup, state, data, root, num_steps)
 
 
+def describe(config, run: Run, temperatures=None) -> str:
+  """One line on what `run` trains and where: data, model, loss (`temperatures`: a
+  population's), then the platform, devices, processes and the global and per-device
+  batch. Printed at a run's start, so a pod slice that came up short says so."""
+  devices = jax.devices()
+  kind = devices[0].device_kind if devices[0].platform != "cpu" else "cpu"
+  train, test = run.data.train.num_examples, run.data.test.num_examples
+  height, width, channels = run.data.image_shape
+  batch = config.data.batch_size
+  taus = temperatures if temperatures is not None else [config.loss.temperature]
+  loss = f"{config.loss.name} ({config.loss.layout}, tau {', '.join(f'{t:g}' for t in taus)})"
+  return (
+    f"run: {config.data.name} {train:,} train / {test:,} test {height}x{width}x{channels}, "
+    f"{config.model.encoder} {config.model.dtype}, {loss}, {run.num_steps:,} steps | "
+    f"{devices[0].platform} ({kind}) x {len(devices)} devices, "
+    f"{jax.process_count()} process{'es' if jax.process_count() > 1 else ''}, "
+    f"batch {batch:,} ({batch // len(devices):,} per device)"
+  )
+
+
 def _finish(config, workdir, run: Run, state, loss, t_start, times, **extra) -> dict:
   """Evaluates `state` and writes WORKDIR/results.json (process 0); returns the results.
 
@@ -453,7 +473,9 @@ def _train_population(config, workdir, members, run: Run, t_start) -> list[dict]
   states = stack_population(run.state, size)
   step_fn = jit_population_step(run.setup, temperatures)
   dirs = [d for d, _ in members]
-  states, loss = _train_loop(config, workdir, run, states, step_fn, dirs, times)
+  states, loss = _train_loop(
+    config, workdir, run, states, step_fn, dirs, times, [c.loss.temperature for _, c in members]
+  )
   return [
     _finish(
       member_config,
@@ -471,13 +493,14 @@ def _train_population(config, workdir, members, run: Run, t_start) -> list[dict]
   ]
 
 
-def _train_loop(config, workdir, run: Run, state, step_fn, metric_dirs, times):
+def _train_loop(config, workdir, run: Run, state, step_fn, metric_dirs, times, temperatures=None):
   """Runs steps from the latest checkpoint in WORKDIR/checkpoints to the last.
 
   `state` is one model's or a population's (stacked, one member per entry of
   `metric_dirs`, which receive each member's metrics). Adds to `times` (seconds):
   "first_step" (compilation, or loading it from the cache, and one step) and
-  "train" (the other steps, with logging and checkpoints).
+  "train" (the other steps, with logging and checkpoints). Process 0 prints the
+  run's `describe` line (`temperatures`: a population's) and where it starts from.
 
   Returns:
     (state, [last logged loss of each member]).
@@ -491,6 +514,10 @@ def _train_loop(config, workdir, run: Run, state, step_fn, metric_dirs, times):
   start = int(np.asarray(state.step).reshape(-1)[0])
   num_steps = run.num_steps
   lead = jax.process_index() == 0
+  if lead:
+    print(describe(config, run, temperatures))
+    where = f"resuming from step {start} ({ckpt.directory}/{start})"
+    print(where if start else "starting from scratch", flush=True)
   writers = [
     logs.MetricWriter(d, tensorboard=config.train.tensorboard, resume_step=start, enabled=lead)
     for d in metric_dirs

@@ -78,9 +78,15 @@ def test_two_processes_agree_with_one(tmp_path):
     )
     for i in range(2)
   ]
+  outs = []
   for p in [alone, *procs]:
-    _, err = p.communicate(timeout=600)
+    out, err = p.communicate(timeout=600)
     assert p.returncode == 0, err[-3000:]
+    outs.append(out)
+  # Process 0 says where the run runs; process 1 prints no start line.
+  assert "| cpu (cpu) x 2 devices, 2 processes, batch 32 (16 per device)" in outs[1]
+  assert "| cpu (cpu) x 1 devices, 1 process, batch 32 (32 per device)" in outs[0]
+  assert "run: " not in outs[2]
 
   a = json.loads((single / "results.json").read_text())
   b = json.loads((multi / "results.json").read_text())

@@ -131,8 +131,14 @@ def test_nan_loss_stops_naming_the_step(tmp_path):
     train.train_and_evaluate(config, str(tmp_path))
 
 
-def test_train_and_evaluate_end_to_end(tmp_path):
+def test_train_and_evaluate_end_to_end(tmp_path, capsys):
   results = train.train_and_evaluate(_tiny_config(), str(tmp_path))
+  start = capsys.readouterr().out.splitlines()
+  assert start[:2] == [  # what and where, then where from
+    "run: digits 1,497 train / 300 test 28x28x1, convn float32, contrastive (simclr, tau 0.2), "
+    "23 steps | cpu (cpu) x 1 devices, 1 process, batch 64 (64 per device)",
+    "starting from scratch",
+  ]
   on_disk = json.loads((tmp_path / "results.json").read_text())
   for key in (
     "knn_accuracy",
@@ -167,6 +173,11 @@ def test_train_and_evaluate_end_to_end(tmp_path):
   ):
     assert key in rows[-1]
   assert all(np.isfinite(r["penalty_entropy"]) for r in rows)  # computed on logged steps
+  again = train.train_and_evaluate(_tiny_config(), str(tmp_path))  # nothing left to train
+  assert capsys.readouterr().out.splitlines()[1] == (
+    f"resuming from step 23 ({tmp_path}/checkpoints/23)"
+  )
+  assert again["final_loss"] == results["final_loss"]
 
 
 def test_evaluation_leaves_the_backbone_unchanged():
