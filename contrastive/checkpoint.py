@@ -8,19 +8,26 @@ renames it when complete, so a run killed mid-save leaves the previous checkpoin
 intact. A checkpoint damaged afterwards (a truncated file, a missing part) is set
 aside with a one-line warning (renamed N.corrupt, never deleted) and the run resumes
 from the newest good one; a checkpoint of another config's state stops the run with
-one line. `WorkdirLock` keeps a second process off a workdir in use.
+one line. `WorkdirLock` keeps a second process off a workdir in use. Paths may name a
+bucket (`gs://`, through `contrastive.paths`), where Orbax writes each checkpoint in
+place and marks it complete last; an unmarked one is ignored and later cleaned up.
 """
 
 import datetime
 import fcntl
+import json
 import os
 import signal
 import socket
 import sys
+import threading
+import time
 
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+
+from contrastive import paths
 
 
 class CheckpointMismatchError(ValueError):
@@ -60,7 +67,7 @@ class Checkpointer:
     if every < 1 or keep < 1:
       raise ValueError(f"checkpoint every and keep must be >= 1, got {every}, {keep}.")
     self.every = every
-    self._directory = os.path.abspath(directory)
+    self._directory = paths.absolute(directory)
     self._manager = ocp.CheckpointManager(
       self._directory,
       options=ocp.CheckpointManagerOptions(
@@ -115,10 +122,10 @@ class Checkpointer:
     path = os.path.join(self._directory, str(step))
     aside = path + ".corrupt"
     suffix = 1
-    while os.path.exists(aside):
+    while paths.exists(aside):
       aside, suffix = f"{path}.corrupt{suffix}", suffix + 1
     if jax.process_index() == 0:
-      os.rename(path, aside)
+      paths.path(path).rename(aside)
     reason = error if isinstance(error, str) else _first_line(error)
     print(
       f"warning: checkpoint {path} is incomplete or corrupt ({reason}); set aside as "
@@ -160,7 +167,7 @@ def read_latest(directory: str):
   every array onto this process's first device.
   """
   manager = ocp.CheckpointManager(
-    os.path.abspath(directory), item_handlers=ocp.StandardCheckpointHandler()
+    paths.absolute(directory), item_handlers=ocp.StandardCheckpointHandler()
   )
   step = manager.latest_step()
   if step is None:
@@ -175,49 +182,128 @@ def read_latest(directory: str):
   return jax.tree.map(np.asarray, tree), step
 
 
+def _unwritable(workdir, error) -> WorkdirUnwritableError:
+  reason = getattr(error, "strerror", None) or _first_line(error)
+  return WorkdirUnwritableError(
+    f"cannot write to the workdir {workdir}: {reason}; choose a writable --workdir."
+  )
+
+
+def _busy(workdir, holder, detail="") -> WorkdirBusyError:
+  return WorkdirBusyError(
+    f"{workdir} is in use by {holder}{detail}; wait for that run to end or stop it, or "
+    "use another --workdir."
+  )
+
+
+def _dead_here(lease: dict) -> bool:
+  """Whether a lease's holder ran on this host and its process is gone (killed)."""
+  if lease.get("host") != socket.gethostname() or "pid" not in lease:
+    return False
+  try:
+    os.kill(int(lease["pid"]), 0)
+  except ProcessLookupError:
+    return True
+  except OSError:  # exists, another user's
+    return False
+  return False
+
+
 class WorkdirLock:
   """An exclusive lock on a workdir for one run: a second process stops with one
-  line naming the first. The kernel releases it when its process ends, however it
-  ends, so a crashed run never leaves it stuck.
+  line naming the first, and a crashed run never leaves it stuck.
 
-  It locks WORKDIR/.lock with flock (local and NFS disks); the file says who holds
-  it. Creating the workdir happens here, so an unwritable one fails first, in one
-  line (WorkdirUnwritableError).
+  On a disk it locks WORKDIR/.lock with flock (local and NFS disks), which the
+  kernel releases when its process ends, however it ends; the file says who holds
+  it. A bucket (`gs://`) has no locks: there WORKDIR/.lock is a lease that a thread
+  renews every LEASE_S / 4 seconds; a lease not renewed for LEASE_S seconds (its run
+  was killed or preempted), or held by a process of this host that no longer exists,
+  is taken over, so a rerun after preemption never waits more than LEASE_S (two
+  runs started within the same second may both take it: a lease, not a lock).
+  Creating the workdir happens here, so an unwritable one fails first, in one line
+  (WorkdirUnwritableError).
   """
+
+  LEASE_S = 120
 
   def __init__(self, workdir: str):
     self._file = None
+    self._lease = None
+    self._stop = threading.Event()
+    started = datetime.datetime.now().isoformat(timespec="seconds")
+    self._holder = f"pid {os.getpid()} on {socket.gethostname()} (since {started})"
+    if paths.is_remote(workdir):
+      self._take_lease(workdir)
+      return
     path = os.path.join(workdir, ".lock")
     try:
       os.makedirs(workdir, exist_ok=True)
       handle = open(path, "a+")  # noqa: SIM115 - held until release()
     except OSError as error:
-      raise WorkdirUnwritableError(
-        f"cannot write to the workdir {workdir}: {error.strerror or error}; choose a "
-        "writable --workdir."
-      ) from None
+      raise _unwritable(workdir, error) from None
     try:
       fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
       handle.seek(0)
       holder = handle.read().strip() or "another process"
       handle.close()
-      raise WorkdirBusyError(
-        f"{workdir} is in use by {holder}; wait for that run to end or stop it, or use "
-        "another --workdir."
-      ) from None
+      raise _busy(workdir, holder) from None
     handle.seek(0)
     handle.truncate()
-    started = datetime.datetime.now().isoformat(timespec="seconds")
-    handle.write(f"pid {os.getpid()} on {socket.gethostname()} (since {started})\n")
+    handle.write(self._holder + "\n")
     handle.flush()
     self._file = handle
+
+  def _take_lease(self, workdir: str) -> None:
+    lease = paths.path(workdir, ".lock")
+    try:
+      held = json.loads(lease.read_text()) if lease.exists() else None
+    except (OSError, ValueError):
+      held = None  # unreadable: no valid lease
+    if held is not None:
+      age = time.time() - float(held.get("renewed", 0))
+      if age < self.LEASE_S and not _dead_here(held):
+        detail = (
+          f" (lease renewed {age:.0f} s ago; one not renewed for {self.LEASE_S} s is taken over)"
+        )
+        raise _busy(workdir, held.get("holder", "another process"), detail)
+    try:
+      paths.makedirs(workdir)
+      self._renew(lease)
+    except Exception as error:  # noqa: BLE001 - any storage error: the workdir is unusable
+      raise _unwritable(workdir, error) from None
+    self._lease = lease
+    self._thread = threading.Thread(target=self._keep, daemon=True, name="workdir-lease")
+    self._thread.start()
+
+  def _renew(self, lease) -> None:
+    lease_data = {
+      "holder": self._holder,
+      "host": socket.gethostname(),
+      "pid": os.getpid(),
+      "renewed": time.time(),
+    }
+    paths.write_text(lease, json.dumps(lease_data))
+
+  def _keep(self) -> None:
+    while not self._stop.wait(self.LEASE_S / 4):
+      try:
+        self._renew(self._lease)
+      except Exception as error:  # noqa: BLE001 - keep training; say it once per failure
+        print(
+          f"warning: could not renew the lease {self._lease}: {_first_line(error)}", file=sys.stderr
+        )
 
   def release(self) -> None:
     if self._file is not None:
       fcntl.flock(self._file, fcntl.LOCK_UN)
       self._file.close()
       self._file = None
+    if self._lease is not None:
+      self._stop.set()
+      self._thread.join()
+      self._lease.unlink(missing_ok=True)
+      self._lease = None
 
 
 class NoLock:

@@ -8,21 +8,30 @@ transfer.
 import json
 import math
 import os
+import shutil
 import sys
+import tempfile
 import time
+
+from contrastive import paths
 
 
 def read_metrics(workdir: str) -> list[dict]:
   """The rows of WORKDIR/metrics.jsonl ({"step": s, **metrics}); [] if there is none."""
-  path = os.path.join(workdir, "metrics.jsonl")
-  if not os.path.exists(path):
+  path = paths.path(workdir, "metrics.jsonl")
+  if not path.exists():
     return []
-  with open(path) as f:
-    return [json.loads(line) for line in f if line.strip()]
+  return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 class MetricWriter:
-  """Appends {"step": s, **metrics} to WORKDIR/metrics.jsonl and TensorBoard events."""
+  """Appends {"step": s, **metrics} to WORKDIR/metrics.jsonl and TensorBoard events.
+
+  In a bucket (`gs://`), where objects cannot be appended to, the rows and events
+  are kept here and written out whole at each `flush` (the trainer flushes at every
+  checkpoint): after a preemption the rows since the last checkpoint are missing,
+  and the resumed run logs them again from that checkpoint, so none is lost.
+  """
 
   def __init__(
     self, workdir: str, *, tensorboard: bool = True, resume_step: int = 0, enabled: bool = True
@@ -32,33 +41,54 @@ class MetricWriter:
     `enabled` (processes other than 0) writes nothing."""
     self.enabled = enabled
     self._rows = []
-    self._tb = None
+    self._tb = self._tb_dir = None
     if not enabled:
       return
-    os.makedirs(workdir, exist_ok=True)
-    path = os.path.join(workdir, "metrics.jsonl")
+    self._workdir = workdir
+    self._remote = paths.is_remote(workdir)
+    paths.makedirs(workdir)
     self._rows = [r for r in read_metrics(workdir) if r["step"] <= resume_step]
-    with open(path, "w") as f:
-      f.writelines(json.dumps(r) + "\n" for r in self._rows)
-    self._jsonl = open(path, "a")  # noqa: SIM115
+    self._jsonl = None
+    self.flush()
+    if not self._remote:
+      self._jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a")  # noqa: SIM115
     if tensorboard:
       import tensorflow as tf  # noqa: PLC0415
 
       self._tf = tf
-      self._tb = tf.summary.create_file_writer(os.path.join(workdir, "tensorboard"))
+      # Local events are written in place; a bucket's are staged here and uploaded.
+      self._tb_dir = tempfile.mkdtemp(prefix="tensorboard-") if self._remote else None
+      self._tb = tf.summary.create_file_writer(self._tb_dir or os.path.join(workdir, "tensorboard"))
 
   def write(self, step: int, scalars: dict) -> None:
     row = {"step": int(step), **{k: float(v) for k, v in scalars.items()}}
     if not self.enabled:
       return
     self._rows.append(row)
-    self._jsonl.write(json.dumps(row) + "\n")
-    self._jsonl.flush()
+    if self._jsonl is not None:
+      self._jsonl.write(json.dumps(row) + "\n")
+      self._jsonl.flush()
     if self._tb is not None:
       with self._tb.as_default(step=int(step)):
         for k, v in scalars.items():
           self._tf.summary.scalar(k, float(v))
       self._tb.flush()
+
+  def flush(self) -> None:
+    """Makes what was written durable: a no-op locally (every row is appended as it
+    comes); in a bucket, uploads metrics.jsonl and the event files whole."""
+    if not self.enabled or (self._jsonl is not None and not self._remote):
+      return
+    if self._tb is not None:
+      self._tb.flush()
+    self._upload()
+
+  def _upload(self) -> None:
+    paths.write_text(
+      paths.path(self._workdir, "metrics.jsonl"), "".join(json.dumps(r) + "\n" for r in self._rows)
+    )
+    if self._tb is not None and self._tb_dir is not None:
+      paths.upload(self._tb_dir, paths.path(self._workdir, "tensorboard"))
 
   def last_value(self, key: str) -> float:
     """The most recent logged value of `key` (NaN if never logged)."""
@@ -67,9 +97,14 @@ class MetricWriter:
   def close(self) -> None:
     if not self.enabled:
       return
-    self._jsonl.close()
+    if self._jsonl is not None:
+      self._jsonl.close()
     if self._tb is not None:
       self._tb.close()
+    if self._remote:
+      self._upload()
+      if self._tb_dir is not None:
+        shutil.rmtree(self._tb_dir, ignore_errors=True)
 
 
 class Progress:

@@ -10,6 +10,7 @@ without rerunning anything.
 
 import csv
 import dataclasses
+import io
 import itertools
 import json
 import math
@@ -19,6 +20,8 @@ import matplotlib
 
 matplotlib.use("Agg")  # Headless: CI, TPU hosts and SSH sessions have no display.
 from matplotlib import pyplot as plt  # noqa: E402
+
+from contrastive import paths as storage  # noqa: E402
 
 INCOMPLETE = "The sweep is incomplete; claims are checked when every run has finished."
 
@@ -72,17 +75,20 @@ def verdict(holds: bool) -> str:
 
 def write_csv(path: str, header, rows) -> None:
   """Writes `rows` (an iterable of sequences) under `header` to `path`."""
-  with open(path, "w", newline="") as f:
-    writer = csv.writer(f)
-    writer.writerow(header)
-    writer.writerows(rows)
+  text = io.StringIO(newline="")
+  writer = csv.writer(text)
+  writer.writerow(header)
+  writer.writerows(rows)
+  storage.write_text(path, text.getvalue())
 
 
 def save_figure(fig, path: str, *, header=None, rows=None, dpi: int = 150) -> str:
   """Saves `fig` as the PNG `path` and, given `header` and `rows`, the plotted numbers
   beside it (the same name with .csv). Closes the figure; returns `path`."""
   fig.tight_layout()
-  fig.savefig(path, dpi=dpi)
+  png = io.BytesIO()
+  fig.savefig(png, format="png", dpi=dpi)
+  storage.write_bytes(path, png.getvalue())
   plt.close(fig)
   if header is not None:
     write_csv(os.path.splitext(path)[0] + ".csv", header, rows)
@@ -152,8 +158,7 @@ def write_report(
     lines += ["", f"![{caption}]({name})"]
   lines.append("")
   paths = {**paths, "report": os.path.join(workdir, "report.md")}
-  with open(paths["report"], "w") as f:
-    f.write("\n".join(lines))
+  storage.write_text(paths["report"], "\n".join(lines))
   return Report(experiment, tuple(claims or ()), claims is not None, paths)
 
 

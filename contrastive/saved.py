@@ -25,6 +25,7 @@ from contrastive import config as config_lib
 from contrastive import evaluate
 from contrastive import logs
 from contrastive import numerics
+from contrastive import paths
 from contrastive import train
 from contrastive.data import pipeline
 
@@ -51,13 +52,12 @@ class Run:
 
 def load(path: str) -> Run:
   """Reads WORKDIR/results.json (with the run's config) and WORKDIR/metrics.jsonl."""
-  results_path = os.path.join(path, "results.json")
-  if not os.path.exists(results_path):
+  results_path = paths.path(path, "results.json")
+  if not results_path.exists():
     raise FileNotFoundError(
       f"No results.json in {path}: the run has not finished (rerun its command to resume it)."
     )
-  with open(results_path) as f:
-    results = json.load(f)
+  results = json.loads(results_path.read_text())
   config = config_lib.from_saved(results.pop("config"))
   return Run(path, config, results, logs.read_metrics(path))
 
@@ -76,7 +76,7 @@ def test_features(run: Run, *, max_examples: int | None = None):
   if member is not None:
     directory = os.path.join(run.results["population_workdir"], "checkpoints")
     state = train.stack_population(state, run.results["population_size"])
-  if not os.path.isdir(directory):
+  if not paths.is_dir(directory):
     raise FileNotFoundError(
       f"No checkpoints in {directory}: cannot rebuild the model of {run.path}."
     )

@@ -18,6 +18,7 @@ import json
 import os
 
 from contrastive import config as config_lib
+from contrastive import paths
 from contrastive import train
 
 SWEEP_FILE = "sweep.json"
@@ -56,7 +57,7 @@ def _groups(runs, population: bool):
 
 
 def _finished(workdir, name) -> bool:
-  return os.path.exists(os.path.join(workdir, name, "results.json"))
+  return paths.exists(paths.path(workdir, name, "results.json"))
 
 
 def summary(workdir: str, runs) -> list[dict]:
@@ -64,8 +65,7 @@ def summary(workdir: str, runs) -> list[dict]:
   entries = []
   for name, overrides, _ in runs:
     if _finished(workdir, name):
-      with open(os.path.join(workdir, name, "results.json")) as f:
-        results = json.load(f)
+      results = json.loads(paths.read_text(paths.path(workdir, name, "results.json")))
       run_config = results.pop("config", None)
       entries.append(
         {"name": name, "overrides": overrides, "results": results, "config": run_config}
@@ -75,15 +75,9 @@ def summary(workdir: str, runs) -> list[dict]:
 
 def _write_summary(workdir, config, runs) -> list[dict]:
   entries = summary(workdir, runs)
-  tmp = os.path.join(workdir, SWEEP_FILE + ".tmp")
-  with open(tmp, "w") as f:
-    json.dump(
-      {"declared_runs": len(runs), "runs": entries, "config": config.to_dict()},
-      f,
-      indent=1,
-      default=str,
-    )
-  os.replace(tmp, os.path.join(workdir, SWEEP_FILE))  # never a half-written sweep.json
+  saved = {"declared_runs": len(runs), "runs": entries, "config": config.to_dict()}
+  # Written whole (never a half-written sweep.json), on a disk or in a bucket.
+  paths.write_text(paths.path(workdir, SWEEP_FILE), json.dumps(saved, indent=1, default=str))
   return entries
 
 
@@ -94,11 +88,10 @@ def read(workdir: str) -> tuple[object, list[dict]]:
   sweeps written by older versions load; those from before sweep.json held it take
   their first run's.
   """
-  path = os.path.join(workdir, SWEEP_FILE)
-  if not os.path.exists(path):
+  path = paths.path(workdir, SWEEP_FILE)
+  if not path.exists():
     raise FileNotFoundError(f"No {SWEEP_FILE} in {workdir}: not a sweep's directory.")
-  with open(path) as f:
-    saved = json.load(f)
+  saved = json.loads(path.read_text())
   entries = saved["runs"]
   config = saved.get("config") or (entries[0]["config"] if entries else None)
   if config is None:
@@ -122,15 +115,15 @@ def run(config, workdir: str, *, check=None, on_result=None) -> list[dict]:
   if check is not None:
     for _, _, run_config in runs:
       check(run_config)
-  os.makedirs(workdir, exist_ok=True)
+  paths.makedirs(workdir)
   for group in _groups(runs, config.sweep.population):
     if all(_finished(workdir, name) for name, _, _ in group):
       continue
     for name, _, _ in group:
-      os.makedirs(os.path.join(workdir, name), exist_ok=True)
+      paths.makedirs(paths.path(workdir, name))
     if len(group) > 1:  # a population trains, and finishes, as one
       pop_dir = os.path.join(workdir, "populations", "+".join(n for n, _, _ in group)[:200])
-      os.makedirs(pop_dir, exist_ok=True)
+      paths.makedirs(pop_dir)
       members = [(os.path.join(workdir, n), c) for n, _, c in group]
       results = train.train_population(group[0][2], pop_dir, members)
     else:

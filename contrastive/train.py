@@ -38,6 +38,7 @@ from contrastive import models
 from contrastive import numerics
 from contrastive import objective
 from contrastive import optim
+from contrastive import paths
 from contrastive.data import augment
 from contrastive.data import datasets
 from contrastive.data import objects
@@ -394,8 +395,9 @@ def _finish(config, workdir, run: Run, state, loss, t_start, times, **extra) -> 
     "config": config.to_dict(),
   }
   if jax.process_index() == 0:
-    with open(os.path.join(workdir, "results.json"), "w") as f:
-      json.dump(results, f, indent=1, default=str)
+    paths.write_text(
+      paths.path(workdir, "results.json"), json.dumps(results, indent=1, default=str)
+    )
   return results
 
 
@@ -487,7 +489,7 @@ def _train_population(config, workdir, members, run: Run, t_start) -> list[dict]
       times,
       population_size=size,
       population_member=i,
-      population_workdir=os.path.abspath(workdir),
+      population_workdir=paths.absolute(workdir),
     )
     for i, (member_dir, member_config) in enumerate(members)
   ]
@@ -545,6 +547,8 @@ def _train_loop(config, workdir, run: Run, state, step_fn, metric_dirs, times, t
         # Never save a diverged state: the last good checkpoint must survive a NaN.
         _check_finite(done, step_metrics)
         ckpt.save(done, state)
+        for w in writers:  # a bucket's logs are uploaded at each checkpoint
+          w.flush()
       if stop.requested and done < num_steps:
         raise Preempted(
           f"SIGTERM received: saved a checkpoint at step {done} in "

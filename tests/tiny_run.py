@@ -1,8 +1,9 @@
-"""Trains the tiny test config into WORKDIR: `python tests/tiny_run.py WORKDIR [CACHE]`.
+"""Trains the tiny test config into WORKDIR: `python tests/tiny_run.py WORKDIR [CACHE [tb]]`.
 
 Used by tests/test_checkpoint.py, which kills it mid-run and runs it again. With
 CACHE, compiled programs are kept there (`train.enable_compilation_cache`, as
-run.py does), so the runs after the first load them instead of compiling.
+run.py does), so the runs after the first load them instead of compiling. With
+`tb`, TensorBoard events are written too.
 """
 
 import os
@@ -32,4 +33,6 @@ def tiny_config():
 if __name__ == "__main__":
   if len(sys.argv) > 2:
     train.enable_compilation_cache(sys.argv[2])
-  train.train_and_evaluate(tiny_config(), sys.argv[1])
+  config = tiny_config()
+  config.train.tensorboard = sys.argv[3:4] == ["tb"]
+  train.train_and_evaluate(config, sys.argv[1])

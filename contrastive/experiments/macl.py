@@ -23,6 +23,7 @@ import os
 from matplotlib import pyplot as plt
 
 from contrastive import config as config_lib
+from contrastive import paths as storage
 from contrastive import recipes
 from contrastive import reporting
 from contrastive import saved
@@ -110,7 +111,7 @@ def report(workdir: str, entries: list[dict], config) -> reporting.Report:
     loss = run["config"]["loss"]
     run_dir = os.path.join(workdir, run["name"])
     tau = None
-    if loss["name"] == "macl" and os.path.exists(os.path.join(run_dir, "metrics.jsonl")):
+    if loss["name"] == "macl" and storage.exists(storage.path(run_dir, "metrics.jsonl")):
       tau = saved.load(run_dir).series("temperature")  # the first seed's trajectory
     figures = {
       key: reporting.over_seeds(run, lambda r, key=key: r[key])

@@ -23,6 +23,7 @@ import numpy as np
 
 from contrastive import analysis
 from contrastive import config as config_lib
+from contrastive import paths as storage
 from contrastive import reporting
 
 
@@ -80,7 +81,7 @@ def report(workdir: str, entries: list[dict], config) -> reporting.Report:
   """relative_penalty.png, its CSVs and report.md; `entries` must be empty (no runs)."""
   if entries:
     raise ValueError("relative_penalty is an analysis without training runs.")
-  os.makedirs(workdir, exist_ok=True)
+  storage.makedirs(workdir)
   computed = curves(config)
   s, r, entropy = computed
   paths = {
