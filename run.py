@@ -3,13 +3,14 @@
 Parses flags, loads the config and hands it to the library (`contrastive.jobs`);
 nothing else lives here. A mistake on the command line (an unknown flag or config
 key, a bad value, a missing config file) prints one line and exits 2, before
-anything is written.
+anything is written. Library INFO logging stays off unless --verbosity asks for it.
 """
 
 import sys
 
 from absl import app
 from absl import flags
+from absl import logging as absl_logging
 
 from contrastive import config as config_lib
 from contrastive import jobs
@@ -72,6 +73,10 @@ def _parse_flags(argv):
 def main(argv):
   if len(argv) > 1:
     _fail(f"unexpected arguments: {' '.join(argv[1:])}")
+  if not flags.FLAGS["verbosity"].present:
+    # Libraries' INFO logging (Orbax's at every checkpoint, absl's, TensorFlow's) is
+    # off by default; warnings and errors pass. --verbosity=0 or 1 brings it back.
+    absl_logging.set_verbosity(absl_logging.WARNING)
   try:
     config = config_lib.load_file(_CONFIG.value, _overrides)
   except config_lib.ConfigError as e:

@@ -22,6 +22,7 @@ matplotlib.use("Agg")  # Headless: CI, TPU hosts and SSH sessions have no displa
 from matplotlib import pyplot as plt  # noqa: E402
 
 from contrastive import paths as storage  # noqa: E402
+from contrastive import provenance  # noqa: E402
 
 INCOMPLETE = "The sweep is incomplete; claims are checked when every run has finished."
 
@@ -122,6 +123,7 @@ def write_report(
   notes=(),
   numbered: bool = False,
   seeds: int | None = None,
+  entries=(),
 ) -> Report:
   """Writes WORKDIR/report.md and returns the `Report`.
 
@@ -138,6 +140,8 @@ def write_report(
     numbered: number the claims as the paper does (1., 2., ...) instead of bullets.
     seeds: seeds per run (the fewest, if they differ); None for a study without
       training runs.
+    entries: the sweep's runs: their provenance is listed at the end, with a
+      warning when they come from different code versions or devices.
   """
   if seeds is not None and seeds > 1:
     intro += (
@@ -156,6 +160,9 @@ def write_report(
     lines += ["", note]
   for caption, name in figures:
     lines += ["", f"![{caption}]({name})"]
+  origin = provenance.report_lines(entries)
+  if origin:
+    lines += ["", *origin]
   lines.append("")
   paths = {**paths, "report": os.path.join(workdir, "report.md")}
   storage.write_text(paths["report"], "\n".join(lines))

@@ -26,6 +26,7 @@ from contrastive import evaluate
 from contrastive import logs
 from contrastive import numerics
 from contrastive import paths
+from contrastive import provenance as provenance_lib
 from contrastive import train
 from contrastive.data import pipeline
 
@@ -38,6 +39,17 @@ class Run:
   config: ml_collections.ConfigDict
   results: dict
   metrics: list  # one dict per logged step, with "step"
+
+  @property
+  def provenance(self) -> list[dict]:
+    """Where the result came from, one dict per segment of the run (a resumed run
+    has several): code version, Python and library versions, device, times. Empty
+    for runs written before it was recorded."""
+    return self.results.get("provenance", [])
+
+  def origin(self) -> str:
+    """The provenance in one line per segment (`provenance.describe`)."""
+    return "\n".join(provenance_lib.describe(s) for s in self.provenance)
 
   def series(self, name: str):
     """(steps, values) of one logged metric, e.g. "loss" or "neg_sim"."""

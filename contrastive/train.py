@@ -39,6 +39,7 @@ from contrastive import numerics
 from contrastive import objective
 from contrastive import optim
 from contrastive import paths
+from contrastive import provenance
 from contrastive.data import augment
 from contrastive.data import datasets
 from contrastive.data import objects
@@ -395,6 +396,8 @@ def _finish(config, workdir, run: Run, state, loss, t_start, times, **extra) -> 
     "config": config.to_dict(),
   }
   if jax.process_index() == 0:
+    # Each segment of the run (a resumed run has several): code, libraries, device.
+    results["provenance"] = provenance.finish(extra.get("population_workdir", workdir))
     paths.write_text(
       paths.path(workdir, "results.json"), json.dumps(results, indent=1, default=str)
     )
@@ -517,6 +520,7 @@ def _train_loop(config, workdir, run: Run, state, step_fn, metric_dirs, times, t
   num_steps = run.num_steps
   lead = jax.process_index() == 0
   if lead:
+    provenance.begin(workdir, start)
     print(describe(config, run, temperatures))
     where = f"resuming from step {start} ({ckpt.directory}/{start})"
     print(where if start else "starting from scratch", flush=True)

@@ -30,6 +30,7 @@ def _start(workdir, cache):
 def _results(workdir):
   results = json.loads((workdir / "results.json").read_text())
   del results["wall_time_s"], results["time_s"]  # timings differ run to run
+  del results["provenance"]  # start and end times too
   return results
 
 
@@ -75,6 +76,9 @@ def test_killed_run_resumes_to_identical_results(tmp_path, uninterrupted, cache,
   _, err = resumed.communicate(timeout=600)
   assert resumed.returncode == 0, err[-3000:]
   assert _results(tmp_path) == _results(uninterrupted)
+  segments = json.loads((tmp_path / "results.json").read_text())["provenance"]
+  assert [s["start_step"] for s in segments] == [0, steps[-1]]  # both segments kept
+  assert all("ended" in s for s in segments[1:]) and segments[0]["code"] == segments[1]["code"]
   step_a, a = _final_params(tmp_path)
   step_b, b = _final_params(uninterrupted)
   assert step_a == step_b == NUM_STEPS

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -57,8 +58,12 @@ def test_two_processes_agree_with_one(tmp_path):
   # The one-process run goes alongside the two-process one: compilation is mostly
   # single-threaded, so the three share the 2 cores better than in turn.
   single = tmp_path / "single"
-  alone = subprocess.Popen(
-    _command(single), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+  alone = subprocess.Popen(  # with the libraries' INFO logging, which is off by default
+    _command(single, "--verbosity=1"),
+    cwd=ROOT,
+    stdout=subprocess.PIPE,
+    stderr=subprocess.PIPE,
+    text=True,
   )
   multi = tmp_path / "multi"
   port = _free_port()
@@ -78,11 +83,15 @@ def test_two_processes_agree_with_one(tmp_path):
     )
     for i in range(2)
   ]
-  outs = []
+  outs, errs = [], []
   for p in [alone, *procs]:
     out, err = p.communicate(timeout=600)
     assert p.returncode == 0, err[-3000:]
     outs.append(out)
+    errs.append(err)
+  info = re.compile(r"^I\d{4} ", re.MULTILINE)  # absl's INFO lines (Orbax's among them)
+  assert info.search(errs[0]) and "CheckpointManager" in errs[0]
+  assert not info.search(errs[1]) and not info.search(errs[2]), errs[1][:2000]
   # Process 0 says where the run runs; process 1 prints no start line.
   assert "| cpu (cpu) x 2 devices, 2 processes, batch 32 (16 per device)" in outs[1]
   assert "| cpu (cpu) x 1 devices, 1 process, batch 32 (32 per device)" in outs[0]

@@ -153,6 +153,17 @@ def test_train_and_evaluate_end_to_end(tmp_path, capsys):
   ):
     assert key in on_disk
   assert on_disk["knn_accuracy"] == results["knn_accuracy"]
+  (origin,) = on_disk["provenance"]  # one segment: where the result came from
+  head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+  if head.returncode == 0:  # run from a git checkout
+    assert origin["code"]["commit"] == head.stdout.strip()
+  import flax  # noqa: PLC0415
+  import jax  # noqa: PLC0415
+
+  versions = {"jax": jax.__version__, "numpy": np.__version__, "flax": flax.__version__}
+  assert {k: origin["packages"][k] for k in versions} == versions
+  assert (origin["platform"], origin["device_count"], origin["process_count"]) == ("cpu", 1, 1)
+  assert origin["start_step"] == 0 and origin["started"] <= origin["ended"]
   times = on_disk["time_s"]  # where the wall time went
   assert list(times) == ["setup", "first_step", "train", "evaluate"]
   assert all(v >= 0 for v in times.values()) and sum(times.values()) <= on_disk["wall_time_s"] + 0.5

@@ -134,4 +134,5 @@ def report(workdir: str, entries: list[dict], config) -> reporting.Report:
     figures=[("accuracy against k", "digits_on_images.png")],
     paths=paths,
     seeds=reporting.seed_count(reporting.replicas(entries)),
+    entries=entries,
   )

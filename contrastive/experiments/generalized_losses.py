@@ -160,4 +160,5 @@ def report(workdir: str, entries: list[dict], config) -> reporting.Report:
     figures=[("accuracy by loss and head depth", "generalized_losses.png")],
     paths=paths,
     seeds=reporting.seed_count(reporting.replicas(entries)),
+    entries=entries,
   )

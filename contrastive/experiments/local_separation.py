@@ -180,4 +180,5 @@ def report(workdir: str, entries: list[dict], config) -> reporting.Report:
     ],
     paths=paths,
     seeds=reporting.seed_count(reporting.replicas(entries)),
+    entries=entries,
   )

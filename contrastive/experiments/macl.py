@@ -186,4 +186,5 @@ def report(workdir: str, entries: list[dict], config) -> reporting.Report:
     figures=[("adaptive temperature", "macl_temperature.png")],
     paths=paths,
     seeds=reporting.seed_count(reporting.replicas(entries)),
+    entries=entries,
   )

@@ -146,4 +146,5 @@ def report(workdir: str, entries: list[dict], config) -> reporting.Report:
     figures=[("accuracy against bits", "randbit_accuracy.png")],
     paths=paths,
     seeds=reporting.seed_count(reporting.replicas(entries)),
+    entries=entries,
   )

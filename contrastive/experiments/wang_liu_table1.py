@@ -292,4 +292,5 @@ def report(workdir: str, entries: list[dict], config) -> reporting.Report:
     notes=notes if collapsed else (),
     numbered=True,
     seeds=reporting.seed_count(reporting.replicas(entries)),
+    entries=entries,
   )
