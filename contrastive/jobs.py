@@ -49,6 +49,14 @@ def print_results(results: dict, path: str) -> None:
   print(f"results: {path}")
 
 
+def headline(name: str, results: dict, path: str) -> str:
+  """A finished sweep run in one line: its name, accuracies and loss, where it is."""
+  figures = ", ".join(
+    f"{k} {results[k]:.4f}" for k in ("knn_accuracy", "linear_accuracy", "final_loss")
+  )
+  return f"finished {name}: {figures} ({path})"
+
+
 def _study(name: str):
   try:
     return experiments.get(name)
@@ -64,11 +72,15 @@ def train_job(config, workdir: str) -> None:
     return
   study = _study(config.sweep.report) if config.sweep.report else None
   print(f"sweep of {len(config.sweep.runs)} runs in {workdir}")
+  done = sweep.finished(workdir, sweep.expand(config))
+  if done:
+    print(f"skipping {len(done)} finished runs: {', '.join(done)}")
   entries = sweep.run(
     config,
     workdir,
     check=config_lib.check,
-    on_result=lambda name, r: print_results(r, f"{workdir}/{name}/results.json"),
+    on_start=lambda name, k, n: print(f"run {k}/{n}: {name}", flush=True),
+    on_result=lambda name, r: print(headline(name, r, f"{workdir}/{name}/results.json")),
   )
   print(f"sweep: {workdir}/{sweep.SWEEP_FILE}")
   if study is not None and jax.process_index() == 0:

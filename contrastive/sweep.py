@@ -60,6 +60,11 @@ def _finished(workdir, name) -> bool:
   return paths.exists(paths.path(workdir, name, "results.json"))
 
 
+def finished(workdir: str, runs) -> list[str]:
+  """The names of `runs` (from `expand`) that have their results in `workdir`."""
+  return [name for name, _, _ in runs if _finished(workdir, name)]
+
+
 def summary(workdir: str, runs) -> list[dict]:
   """One entry per finished run: its name, overrides, results and config."""
   entries = []
@@ -99,7 +104,7 @@ def read(workdir: str) -> tuple[object, list[dict]]:
   return config_lib.from_saved(config), entries
 
 
-def run(config, workdir: str, *, check=None, on_result=None) -> list[dict]:
+def run(config, workdir: str, *, check=None, on_result=None, on_start=None) -> list[dict]:
   """Trains the runs of `config.sweep` that have no results yet; writes sweep.json.
 
   Args:
@@ -107,6 +112,8 @@ def run(config, workdir: str, *, check=None, on_result=None) -> list[dict]:
     workdir: the sweep's directory (one subdirectory per run).
     check: called on every run's config before any training (a config check).
     on_result: called with (name, results) after each run finishes.
+    on_start: called with (name, k, n) as the k-th of the n declared runs starts
+      (with the other members of its population, if any).
 
   Returns:
     sweep.json's entries: every finished run, in declaration order.
@@ -116,9 +123,13 @@ def run(config, workdir: str, *, check=None, on_result=None) -> list[dict]:
     for _, _, run_config in runs:
       check(run_config)
   paths.makedirs(workdir)
+  position = {name: k for k, (name, _, _) in enumerate(runs, 1)}
   for group in _groups(runs, config.sweep.population):
     if all(_finished(workdir, name) for name, _, _ in group):
       continue
+    for name, _, _ in group:
+      if on_start is not None:
+        on_start(name, position[name], len(runs))
     for name, _, _ in group:
       paths.makedirs(paths.path(workdir, name))
     if len(group) > 1:  # a population trains, and finishes, as one

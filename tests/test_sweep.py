@@ -102,8 +102,12 @@ def test_interrupted_sweep_finishes_only_the_missing_runs(tmp_path):
   # Second run: the same command trains only the missing run.
   rerun = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
   assert rerun.returncode == 0, rerun.stderr[-3000:]
-  trained = [line for line in rerun.stdout.splitlines() if line.startswith("results: ")]
-  assert trained == [f"results: {workdir}/loss.name=simple/results.json"]
+  lines = rerun.stdout.splitlines()
+  assert f"skipping 2 finished runs: {', '.join(population)}" in lines
+  assert [line for line in lines if line.startswith("run ")] == ["run 3/3: loss.name=simple"]
+  trained = [line for line in lines if line.startswith("finished ")]
+  assert len(trained) == 1 and trained[0].startswith("finished loss.name=simple: knn_accuracy ")
+  assert trained[0].endswith(f"({workdir}/loss.name=simple/results.json)")
   for n, mtime in finished.items():
     assert (workdir / n / "results.json").stat().st_mtime_ns == mtime
   summary = json.loads((workdir / "sweep.json").read_text())
