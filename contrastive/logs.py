@@ -108,18 +108,32 @@ class MetricWriter:
 
 
 class Progress:
-  """A one-line progress report with rate and ETA, rewritten in place on a terminal."""
+  """A one-line progress report with rate and ETA: rewritten in place on a terminal;
+  to a file or a pipe, a line at most every `interval` seconds, and the last step's."""
 
-  def __init__(self, total: int, start: int = 0, stream=sys.stderr, enabled: bool = True):
+  def __init__(
+    self,
+    total: int,
+    start: int = 0,
+    stream=sys.stderr,
+    enabled: bool = True,
+    interval: float = 10.0,
+  ):
     self.total, self.start, self.stream, self.enabled = total, start, stream, enabled
     self.t0 = time.perf_counter()
     self.tty = stream.isatty()
+    self.interval = interval
+    self._last_write = -math.inf
 
   def update(self, step: int, text: str) -> None:
     if not self.enabled:
       return
+    now = time.perf_counter()
+    if not self.tty and step < self.total and now - self._last_write < self.interval:
+      return
+    self._last_write = now
     done = step - self.start
-    elapsed = time.perf_counter() - self.t0
+    elapsed = now - self.t0
     rate = done / elapsed if elapsed > 0 else 0.0
     eta = (self.total - step) / rate if rate > 0 else math.inf
     eta_text = "?" if math.isinf(eta) else time.strftime("%H:%M:%S", time.gmtime(eta))
