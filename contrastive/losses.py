@@ -219,30 +219,41 @@ def hard_simple_loss(
   return simple_loss(pos, hard, weight=weight, neg_mask=hard_mask)
 
 
+# MACL's adaptive temperature never goes below this fraction of tau_0 (applied at run
+# time). The linear schedule tau_0 * (1 + alpha * (A - A_0)) turns negative for a low
+# enough batch alignment A when alpha * (1 + A_0) >= 1 (alpha = 1, A_0 = 0.3: below
+# A = -0.7); the official code and lightly's MACLLoss accept such settings, so they
+# are accepted here and tau is held at tau_0 / 10 there. The public defaults never
+# reach it (linear alpha 0.5: tau >= tau_0 / 2; exponential alpha 2: tau >= tau_0 / 2).
+# The trainer logs `temperature_floored` (1.0 on a batch where it binds).
+MACL_MIN_TEMPERATURE_RATIO = 0.1
+
+
 def check_macl_schedule(schedule, alpha, alignment_ref):
-  """Raises ValueError for an unknown schedule, or one whose tau can reach <= 0."""
+  """Raises ValueError for an unknown schedule or an exponential one with alpha <= 0."""
+  del alignment_ref  # any A_0: the linear schedule's tau is floored, not refused
   if schedule not in MACL_SCHEDULES:
     raise ValueError(f"Unknown MACL schedule {schedule!r}; valid: {', '.join(MACL_SCHEDULES)}.")
-  if any(isinstance(v, jax.core.Tracer) for v in (alpha, alignment_ref)):
+  if isinstance(alpha, jax.core.Tracer):
     return
   if schedule == "exponential":
     numerics.check_positive("MACL alpha (exponential schedule)", alpha)
-    return
-  # tau = temperature * (1 + alpha * (A - A_0)) must stay > 0 for every A in [-1, 1].
-  worst = min(1 + alpha * (a - alignment_ref) for a in (-1.0, 1.0))
-  if worst <= 0:
-    raise ValueError(
-      f"MACL linear schedule: 1 + alpha * (A - alignment_ref) must be > 0 for all "
-      f"A in [-1, 1], but alpha={alpha!r}, alignment_ref={alignment_ref!r} give "
-      f"{worst:g}; lower |alpha|."
-    )
 
 
-def macl_temperature(pos, *, temperature, alpha, alignment_ref=0.0, schedule="linear"):
+def macl_temperature(
+  pos,
+  *,
+  temperature,
+  alpha,
+  alignment_ref=0.0,
+  schedule="linear",
+  min_ratio=MACL_MIN_TEMPERATURE_RATIO,
+):
   """MACL's adaptive temperature, from the batch's alignment A = mean(pos).
 
   A carries no gradient. "linear": tau = tau_0 * (1 + alpha * (A - A_0)) (the ICML
-  release); "exponential": tau = tau_0 * alpha ** A (the first release).
+  release); "exponential": tau = tau_0 * alpha ** A (the first release). Held at
+  `min_ratio` * tau_0 or above (`MACL_MIN_TEMPERATURE_RATIO`; None: the raw value).
 
   References:
     Huang et al., "Model-Aware Contrastive Learning", ICML 2023, Sec. 4.
@@ -251,8 +262,10 @@ def macl_temperature(pos, *, temperature, alpha, alignment_ref=0.0, schedule="li
   check_macl_schedule(schedule, alpha, alignment_ref)
   a = jax.lax.stop_gradient(jnp.mean(numerics.as_compute(pos)))
   if schedule == "linear":
-    return temperature * (1 + alpha * (a - alignment_ref))
-  return temperature * alpha**a
+    tau = temperature * (1 + alpha * (a - alignment_ref))
+  else:
+    tau = temperature * alpha**a
+  return tau if min_ratio is None else jnp.maximum(tau, min_ratio * temperature)
 
 
 def _softplus_over_sigmoid(d):

@@ -159,6 +159,7 @@ def diagnostics(cfg, z1, z2, *, indices, bank, temperature=None):
     return _tiled_stats(cfg, z1, z2, tau)
   name = "simclr" if cfg.name == "generalized" else cfg.layout
   pos, neg, mask = layout(name, z1, z2, bank, indices)
+  extra = _floor_binds(cfg, pos, tau)
   tau = _logged_temperature(cfg, pos, tau)
   return jax.lax.stop_gradient(
     {
@@ -171,6 +172,7 @@ def diagnostics(cfg, z1, z2, *, indices, bank, temperature=None):
       "temperature": jnp.asarray(tau, jnp.float32),
       "batch_alignment": metrics.alignment(z1, z2),
       "batch_uniformity": metrics.uniformity(z1),
+      **extra,
     }
   )
 
@@ -179,12 +181,26 @@ def _logged_temperature(cfg, pos, tau):
   """The temperature the loss used: MACL's adaptive one, else `tau` itself."""
   if cfg.name != "macl":
     return tau
+  return _macl_temperature(cfg, pos, tau)
+
+
+def _floor_binds(cfg, pos, tau) -> dict:
+  """MACL: {"temperature_floored": 1.0 if its temperature floor binds on this batch}."""
+  if cfg.name != "macl":
+    return {}
+  raw = _macl_temperature(cfg, pos, tau, min_ratio=None)
+  floored = raw < losses.MACL_MIN_TEMPERATURE_RATIO * tau
+  return {"temperature_floored": jnp.asarray(floored, jnp.float32)}
+
+
+def _macl_temperature(cfg, pos, tau, **kwargs):
   return losses.macl_temperature(
     pos,
     temperature=tau,
     alpha=cfg.macl_alpha,
     alignment_ref=cfg.macl_alignment_ref,
     schedule=cfg.macl_schedule,
+    **kwargs,
   )
 
 
@@ -224,6 +240,7 @@ def _tiled_stats(cfg, z1, z2, tau):
   """
   h1, h2 = numerics.l2_normalize(z1), numerics.l2_normalize(z2)
   pos_half = jnp.sum(h1 * h2, axis=-1)
+  extra = _floor_binds(cfg, pos_half, tau)
   n = h1.shape[0]
   if cfg.layout == "cross_view" and cfg.name != "generalized":
     neg_sim = (jnp.dot(jnp.sum(h1, axis=0), jnp.sum(h2, axis=0)) - jnp.sum(pos_half)) / max(
@@ -240,6 +257,7 @@ def _tiled_stats(cfg, z1, z2, tau):
       "temperature": jnp.asarray(_logged_temperature(cfg, pos_half, tau), jnp.float32),
       "batch_alignment": metrics.alignment(z1, z2),
       "batch_uniformity": metrics.uniformity(z1),
+      **extra,
     }
   )
 

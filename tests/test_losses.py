@@ -15,7 +15,9 @@ import numpy as np
 import optax
 import pytest
 
+from contrastive import config as config_lib
 from contrastive import losses
+from contrastive import objective
 from contrastive import pairs
 from tests import reference
 
@@ -234,12 +236,40 @@ def test_macl_official_cross_view_layout():
   np.testing.assert_allclose(got, want, rtol=1e-5)
 
 
+def test_macl_holds_its_temperature_at_the_floor_where_the_schedule_goes_below():
+  # alpha = 1 with A_0 = 0.3 (accepted by the official code and lightly): at A = -0.8
+  # the linear schedule gives 0.1 * (1 + (-0.8 - 0.3)) = -0.01; tau is held at
+  # tau_0 / 10 = 0.01.
+  rng = np.random.default_rng(17)
+  pos = np.full(8, -0.8, np.float32)
+  neg = rng.uniform(-1, 1, size=(8, 6)).astype(np.float32)
+  kw = dict(temperature=0.1, alpha=1.0, alignment_ref=0.3)
+  raw = losses.macl_temperature(jnp.asarray(pos), min_ratio=None, **kw)
+  np.testing.assert_allclose(raw, -0.01, atol=1e-7)
+  tau = losses.macl_temperature(jnp.asarray(pos), **kw)
+  assert float(tau) == pytest.approx(losses.MACL_MIN_TEMPERATURE_RATIO * 0.1) == 0.01
+  got = losses.macl_loss(pos, neg, **kw)
+  logits = np.concatenate([pos[:, None], neg], axis=1).astype(np.float64) / 0.01
+  log_p = logits[:, 0] - np.log(np.sum(np.exp(logits - logits.max(1, keepdims=True)), 1))
+  log_p -= logits.max(1)
+  want = -log_p / -np.expm1(log_p)  # -log P / (1 - P), the official form
+  np.testing.assert_allclose(got, want, rtol=1e-4)
+  above = np.full(8, 0.5, np.float32)  # 0.1 * (1 + 0.2): the floor does not bind
+  assert float(losses.macl_temperature(jnp.asarray(above), **kw)) == pytest.approx(0.12)
+  z = rng.normal(size=(8, 4)).astype(np.float32)
+  cfg = config_lib.base().loss
+  cfg.update(name="macl", macl_alpha=1.0, macl_alignment_ref=0.3, temperature=0.1)
+  stats = objective.diagnostics(cfg, z, -z, indices=None, bank=None)  # A = -1
+  assert float(stats["temperature_floored"]) == 1.0
+  assert float(stats["temperature"]) == pytest.approx(0.01)
+  stats = objective.diagnostics(cfg, z, z, indices=None, bank=None)  # A = 1
+  assert float(stats["temperature_floored"]) == 0.0
+
+
 def test_macl_rejects_bad_schedules():
   pos, neg, _ = _similarities(15)
   with pytest.raises(ValueError, match="linear, exponential"):
     losses.macl_loss(pos, neg, temperature=0.1, alpha=0.5, schedule="cosine")
-  with pytest.raises(ValueError, match="lower \\|alpha\\|"):
-    losses.macl_loss(pos, neg, temperature=0.1, alpha=2.0)  # tau < 0 at A = -1
   with pytest.raises(ValueError, match="alpha"):
     losses.macl_loss(pos, neg, temperature=0.1, alpha=0.0, schedule="exponential")
 
