@@ -382,8 +382,17 @@ def _finish(config, workdir, run: Run, state, loss, t_start, times, **extra) -> 
   so results.json says where the wall time went (`time_s`).
   """
   t_eval = time.perf_counter()
+  lead = jax.process_index() == 0
+  if lead:
+    print(
+      f"evaluating: kNN and a {config.eval.linear_epochs}-epoch linear probe on "
+      f"{run.data.train.num_examples:,} + {run.data.test.num_examples:,} images",
+      flush=True,
+    )
   evaluation = evaluate.evaluate_state(config, run, state)
   times = {**times, "evaluate": round(time.perf_counter() - t_eval, 1)}
+  if lead:
+    print(f"evaluated in {times['evaluate']:.1f} s", flush=True)
   results = {
     **evaluation,
     "final_loss": loss,

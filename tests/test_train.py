@@ -134,11 +134,13 @@ def test_nan_loss_stops_naming_the_step(tmp_path):
 def test_train_and_evaluate_end_to_end(tmp_path, capsys):
   results = train.train_and_evaluate(_tiny_config(), str(tmp_path))
   start = capsys.readouterr().out.splitlines()
-  assert start[:2] == [  # what and where, then where from
+  assert start[:3] == [  # what and where, where from, then the evaluation as it starts
     "run: digits 1,497 train / 300 test 28x28x1, convn float32, contrastive (simclr, tau 0.2), "
     "23 steps | cpu (cpu) x 1 devices, 1 process, batch 64 (64 per device)",
     "starting from scratch",
+    "evaluating: kNN and a 5-epoch linear probe on 1,497 + 300 images",
   ]
+  assert start[3].startswith("evaluated in ") and start[3].endswith(" s")
   on_disk = json.loads((tmp_path / "results.json").read_text())
   for key in (
     "knn_accuracy",
