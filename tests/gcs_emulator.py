@@ -12,6 +12,7 @@ They are added here, as GCS documents them, before the server is imported.
 
 from http import HTTPStatus
 import sys
+import threading
 
 from gcp_storage_emulator.exceptions import NotFound
 from gcp_storage_emulator.handlers import objects
@@ -83,10 +84,14 @@ def delete(request, response, storage, *args, **kwargs):
 
 objects.insert, objects.download, objects.get, objects.delete = insert, download, get, delete
 
-from gcp_storage_emulator.server import create_server  # noqa: E402 - after the patches
+from gcp_storage_emulator import server as emulator_server  # noqa: E402 - after the patches
 
 if __name__ == "__main__":
   port, bucket = int(sys.argv[1]), sys.argv[2]
-  server = create_server("127.0.0.1", port, in_memory=True, default_bucket=bucket)
+  # One request at a time, as the emulator serves them; a deep accept queue so that
+  # TensorStore's parallel requests wait instead of being refused.
+  emulator_server.server.HTTPServer.request_queue_size = 256
+  server = emulator_server.create_server("127.0.0.1", port, in_memory=True, default_bucket=bucket)
+  server.start()  # returns once the socket is bound and listening
   print("ready", flush=True)
-  server.run()
+  threading.Event().wait()
