@@ -48,8 +48,8 @@ class MetricWriter:
     self._remote = paths.is_remote(workdir)
     paths.makedirs(workdir)
     self._rows = [r for r in read_metrics(workdir) if r["step"] <= resume_step]
+    self._write_rows()  # the kept rows, whole
     self._jsonl = None
-    self.flush()
     if not self._remote:
       self._jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a")  # noqa: SIM115
     if tensorboard:
@@ -77,17 +77,20 @@ class MetricWriter:
   def flush(self) -> None:
     """Makes what was written durable: a no-op locally (every row is appended as it
     comes); in a bucket, uploads metrics.jsonl and the event files whole."""
-    if not self.enabled or (self._jsonl is not None and not self._remote):
+    if not self.enabled or not self._remote:
       return
     if self._tb is not None:
       self._tb.flush()
     self._upload()
 
-  def _upload(self) -> None:
+  def _write_rows(self) -> None:
     paths.write_text(
       paths.path(self._workdir, "metrics.jsonl"), "".join(json.dumps(r) + "\n" for r in self._rows)
     )
-    if self._tb is not None and self._tb_dir is not None:
+
+  def _upload(self) -> None:
+    self._write_rows()
+    if self._tb_dir is not None:
       paths.upload(self._tb_dir, paths.path(self._workdir, "tensorboard"))
 
   def last_value(self, key: str) -> float:

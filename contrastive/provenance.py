@@ -85,22 +85,24 @@ def segment(start_step: int) -> dict:
 def begin(workdir: str, start_step: int) -> list[dict]:
   """Records a new segment in WORKDIR/provenance.json (the segments before it that
   reached `start_step` are kept; one that started later was redone) and returns all."""
-  path = paths.path(workdir, FILE)
-  earlier = json.loads(path.read_text()) if path.exists() else []
-  segments = [s for s in earlier if s["start_step"] < start_step]
+  segments = [s for s in _read(workdir) if s["start_step"] < start_step]
   segments.append(segment(start_step))
-  paths.write_text(path, json.dumps(segments, indent=1))
+  paths.write_text(paths.path(workdir, FILE), json.dumps(segments, indent=1))
   return segments
 
 
 def finish(workdir: str) -> list[dict]:
   """Marks the current (last) segment of WORKDIR/provenance.json ended; returns all."""
-  path = paths.path(workdir, FILE)
-  segments = json.loads(path.read_text()) if path.exists() else []
+  segments = _read(workdir)
   if segments:
     segments[-1]["ended"] = now()
-    paths.write_text(path, json.dumps(segments, indent=1))
+    paths.write_text(paths.path(workdir, FILE), json.dumps(segments, indent=1))
   return segments
+
+
+def _read(workdir: str) -> list[dict]:
+  path = paths.path(workdir, FILE)
+  return json.loads(path.read_text()) if path.exists() else []
 
 
 def key(seg: dict) -> tuple:
