@@ -132,6 +132,28 @@ def _choice(what: str, value, valid) -> None:
     raise ConfigError(f"Unknown {what} {value!r}; valid: {', '.join(valid)}.")
 
 
+def _check_streamed(config) -> None:
+  """What a dataset streamed from disk (`data.streaming`) cannot do."""
+  name = config.data.name
+  unsupported = {
+    "data.randbit_bits": config.data.randbit_bits,
+    "data.digits_pool": config.data.digits_pool,
+    "data.train_examples": config.data.train_examples,
+    "sweep.population": "sweep" in config and config.sweep.population,
+  }
+  for key, value in unsupported.items():
+    if value:
+      raise ConfigError(
+        f"{key}={value!r} needs an in-memory dataset; data.name={name!r} streams from "
+        f"disk; unset {key}."
+      )
+  if config.data.batch_size % jax.process_count():
+    raise ConfigError(
+      f"data.batch_size={config.data.batch_size} must be a multiple of the "
+      f"{jax.process_count()} processes (each streams its share of a batch)."
+    )
+
+
 def check(config) -> None:
   """Raises ConfigError on the first impossible value in a training config."""
   _choice("loss (loss.name)", config.loss.name, tuple(objective.LOSSES))
@@ -141,11 +163,7 @@ def check(config) -> None:
   _choice("encoder (model.encoder)", config.model.encoder, tuple(models.ENCODERS))
   _choice("dataset (data.name)", config.data.name, sources.names())
   if config.data.name in sources.STREAMING_DATASETS:
-    trainable = ", ".join(n for n in sources.names() if n not in sources.STREAMING_DATASETS)
-    raise ConfigError(
-      f"data.name={config.data.name!r} is not trainable yet (it streams from disk and the "
-      f"trainer reads in-memory datasets only); use one of: {trainable}."
-    )
+    _check_streamed(config)
   _choice("augmentation (data.augment)", config.data.augment, tuple(augment.PRESETS))
   _choice("model.dtype", config.model.dtype, tuple(models.DTYPES))
   if config.model.dtype == "float64" and not jax.config.jax_enable_x64:

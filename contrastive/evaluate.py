@@ -8,6 +8,7 @@ nearest vote for their labels with weight exp(s / T), the heaviest class wins.
 import functools
 
 import jax
+from jax.experimental import multihost_utils
 import jax.numpy as jnp
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
@@ -15,7 +16,9 @@ import numpy as np
 
 from contrastive import metrics
 from contrastive import numerics
+from contrastive.data import augment
 from contrastive.data import pipeline
+from contrastive.data import streaming
 
 # Wu et al.'s defaults, used by Wang & Liu and most contrastive papers' kNN monitors.
 KNN_K = 200
@@ -202,17 +205,9 @@ def encode(model, state, images, *, batch_size: int = 512):
   return np.concatenate(feats), np.concatenate(projs)
 
 
-def evaluate_state(config, run, state) -> dict:
-  """kNN, linear probe, pixel kNN and representation metrics of a trained state.
-
-  `run` is the `train.Run` the state belongs to (its setup, data and root key);
-  `state` holds `params` and `batch_stats` (a `train.TrainState`).
-
-  Features are computed once with the backbone frozen (eval-mode BatchNorm); the
-  data are replicated first, so every process holds them whole. The same features
-  are also probed for each of the run's extra label sets (`run.data.probes`, e.g.
-  the pasted digit: digit_knn_accuracy and digit_linear_accuracy).
-  """
+def _device_features(run, state):
+  """Features of a device-held run's splits: (train_f, train_y, test_f, test_z, test_y,
+  z1, z2, (train pixels, test pixels))."""
   replicate = jax.jit(lambda x: x, out_shardings=NamedSharding(run.setup.mesh, P()))
   train_data, test_data = replicate(run.data.train), replicate(run.data.test)
   train_x = pipeline.eval_images(train_data, 0, train_data.num_examples)
@@ -224,6 +219,73 @@ def evaluate_state(config, run, state) -> dict:
   v1, v2 = pipeline.eval_views(test_data, jax.random.fold_in(run.root, 3), run.setup.augment)
   _, z1 = encode(run.setup.model, state, v1)
   _, z2 = encode(run.setup.model, state, v2)
+  pixels = (
+    np.asarray(train_x).reshape(len(train_y), -1),
+    np.asarray(test_x).reshape(len(test_y), -1),
+  )
+  return train_f, train_y, test_f, test_z, test_y, z1, z2, pixels
+
+
+def _gather(local: np.ndarray, counts) -> np.ndarray:
+  """Every process's rows of a streamed split, in process order (shards may differ
+  in length by a few rows: padded to the longest for the all-gather, then cut)."""
+  if len(counts) == 1:
+    return local
+  rows = max(counts)
+  padded = np.concatenate([local, np.zeros((rows - len(local), *local.shape[1:]), local.dtype)])
+  every = np.asarray(multihost_utils.process_allgather(padded))
+  return np.concatenate([every[p, :n] for p, n in enumerate(counts)])
+
+
+def _streamed_features(run, state):
+  """`_device_features` of a streamed run: each process encodes its shard's centre
+  crops (and two augmented views of the test split), the rows then gathered; no pixel
+  features (an ImageNet split's pixels do not fit in memory)."""
+  model, size = run.setup.model, run.setup.augment.size
+  variables = {"params": state.params, "batch_stats": state.batch_stats}
+  colour = jax.jit(augment.photometric_batch, static_argnums=2)
+  key = jax.random.fold_in(run.root, 3)
+
+  def clean(data):
+    feats, projs, labels = [], [], []
+    for batch in streaming.eval_batches(data, size=size):
+      f, z = _forward(model, variables, augment.to_float(batch["image"]))
+      feats.append(np.asarray(f, np.float32))
+      projs.append(np.asarray(z, np.float32))
+      labels.append(batch["label"])
+    return [_gather(np.concatenate(x), data.counts) for x in (feats, projs, labels)]
+
+  train_f, _, train_y = clean(run.data.train)
+  test_f, test_z, test_y = clean(run.data.test)
+  views = ([], [])
+  for batch in streaming.view_batches(
+    run.data.test, config=run.setup.augment, seed=run.setup.data_seed
+  ):
+    for out, v in zip(
+      views, colour(key, batch["views"], run.setup.augment, batch["index"]), strict=True
+    ):
+      out.append(np.asarray(_forward(model, variables, v)[1], np.float32))
+  z1, z2 = (_gather(np.concatenate(v), run.data.test.counts) for v in views)
+  return train_f, train_y, test_f, test_z, test_y, z1, z2, None
+
+
+def evaluate_state(config, run, state) -> dict:
+  """kNN, linear probe, pixel kNN and representation metrics of a trained state.
+
+  `run` is the `train.Run` the state belongs to (its setup, data and root key);
+  `state` holds `params` and `batch_stats` (a `train.TrainState`).
+
+  Features are computed once with the backbone frozen (eval-mode BatchNorm); the
+  data are replicated first, so every process holds them whole. The same features
+  are also probed for each of the run's extra label sets (`run.data.probes`, e.g.
+  the pasted digit: digit_knn_accuracy and digit_linear_accuracy). A streamed
+  dataset (`data.streaming`) is encoded batch by batch from its centre crops, and
+  has no pixel kNN.
+  """
+  features = (
+    _streamed_features if isinstance(run.data.train, streaming.StreamData) else _device_features
+  )
+  train_f, train_y, test_f, test_z, test_y, z1, z2, pixels = features(run, state)
 
   def knn(train_features, train_labels, test_features, test_labels, classes):
     return knn_accuracy(
@@ -255,15 +317,10 @@ def evaluate_state(config, run, state) -> dict:
   results = {
     "knn_accuracy": knn(train_f, train_y, test_f, test_y, num_classes),
     "linear_accuracy": linear(train_y, test_y, num_classes),
-    "pixel_knn_accuracy": knn(
-      np.asarray(train_x).reshape(len(train_y), -1),
-      train_y,
-      np.asarray(test_x).reshape(len(test_y), -1),
-      test_y,
-      num_classes,
-    ),
     **representation_metrics(test_z, test_y, z1, z2),
   }
+  if pixels is not None:
+    results["pixel_knn_accuracy"] = knn(pixels[0], train_y, pixels[1], test_y, num_classes)
   for name, probe in run.data.probes.items():
     results[f"{name}_knn_accuracy"] = knn(
       train_f, probe.train_labels, test_f, probe.test_labels, probe.num_classes

@@ -42,6 +42,8 @@ SUMMARY_KEYS = (
 
 def print_results(results: dict, path: str) -> None:
   for key in SUMMARY_KEYS:
+    if key not in results:  # pixel kNN: not computed on streamed datasets
+      continue
     value = results[key]
     print(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")
   if "time_s" in results:  # absent from results written before it existed

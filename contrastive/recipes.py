@@ -70,6 +70,21 @@ def wang_liu(dataset: str = "cifar10"):
   return c
 
 
+def wang_liu_imagenet100():
+  """Wang & Liu (CVPR 2021) on ImageNet-100, spec 1.4: as `wang_liu`, but ResNet-50
+  with the ImageNet stem on 224x224 crops, Gaussian blur added to NPID's
+  augmentation (`npid_imagenet`), weight decay 1e-4.
+
+  ImageNet-100 streams from a prepared TFDS `imagenet2012` (`data.streaming`): crops
+  on the host, colour on the device; a memory bank row for every training image.
+  """
+  c = wang_liu("imagenet100")
+  c.data.update(image_size=224, augment="npid_imagenet")
+  c.model.update(encoder="resnet50", stem="imagenet")
+  c.optimizer.weight_decay = 1e-4
+  return c
+
+
 def simclr_cifar():
   """SimCLR's in-batch recipe on CIFAR-10 (spec 4): NT-Xent over 2N-2 negatives.
 

@@ -18,6 +18,7 @@ The public seams, for sweeps, benchmarks, notebooks and tests: `build_run(config
 """
 
 import dataclasses
+import itertools
 import json
 import os
 import time
@@ -44,6 +45,7 @@ from contrastive.data import augment
 from contrastive.data import datasets
 from contrastive.data import objects
 from contrastive.data import pipeline
+from contrastive.data import streaming
 
 
 @flax.struct.dataclass
@@ -101,16 +103,24 @@ def make_mesh():
   return jax.make_mesh((jax.device_count(),), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
 
 
-def _batch(data: pipeline.DeviceData, root_key, step, setup: Setup) -> dict:
-  """The augmented global batch of `step`, sharded over the mesh's 'data' axis."""
-  batch = pipeline.train_batch(
-    data,
-    jax.random.fold_in(root_key, 1),
-    step,
-    seed=setup.data_seed,
-    batch_size=setup.batch_size,
-    config=setup.augment,
-  )
+def _batch(data, root_key, step, setup: Setup) -> dict:
+  """The augmented global batch of `step`, sharded over the mesh's 'data' axis.
+
+  `data` is the training split on the device (`pipeline.DeviceData`: the step
+  gathers and augments its batch), or a streamed dataset's batch of host crops
+  ({"views": uint8 [B, 2, S, S, 3], "index", "label"}: the step colours them with
+  the keys the device path would use).
+  """
+  key = jax.random.fold_in(root_key, 1)
+  if isinstance(data, pipeline.DeviceData):
+    batch = pipeline.train_batch(
+      data, key, step, seed=setup.data_seed, batch_size=setup.batch_size, config=setup.augment
+    )
+  else:
+    v1, v2 = augment.photometric_batch(
+      jax.random.fold_in(key, step), data["views"], setup.augment, data["index"]
+    )
+    batch = {"view1": v1, "view2": v2, "index": data["index"], "label": data["label"]}
   return jax.lax.with_sharding_constraint(batch, NamedSharding(setup.mesh, P("data")))
 
 
@@ -304,8 +314,11 @@ def _check_finite(step, step_metrics):
     )
 
 
-def make_setup(config, mesh, num_train: int) -> tuple[Setup, int]:
-  """The step's static objects for `config` on `mesh`, and the run's number of steps."""
+def make_setup(config, mesh, num_train: int, per_epoch: int | None = None) -> tuple[Setup, int]:
+  """The step's static objects for `config` on `mesh`, and the run's number of steps.
+
+  `per_epoch`: steps per epoch, where they are not num_train // batch (a streamed
+  dataset's, `streaming.StreamData.steps_per_epoch`)."""
   model = models.create(
     config.model.encoder,
     stem=config.model.stem,
@@ -315,7 +328,8 @@ def make_setup(config, mesh, num_train: int) -> tuple[Setup, int]:
     head_depth=config.model.head_depth,
     dtype=models.DTYPES[config.model.dtype],
   )
-  per_epoch = pipeline.steps_per_epoch(num_train, config.data.batch_size)
+  if per_epoch is None:
+    per_epoch = pipeline.steps_per_epoch(num_train, config.data.batch_size)
   num_steps = config.train.num_epochs * per_epoch
   schedule = optim.learning_rate_schedule(config.optimizer, per_epoch, num_steps)
   return Setup(
@@ -347,7 +361,10 @@ def build_run(config) -> Run:
   """Everything `config`'s run needs before its first step, on a mesh of all devices."""
   mesh = make_mesh()
   data = datasets.prepare(config.data, mesh=mesh)
-  setup, num_steps = make_setup(config, mesh, data.train.num_examples)
+  per_epoch = None
+  if isinstance(data.train, streaming.StreamData):
+    per_epoch = data.train.steps_per_epoch(config.data.batch_size)
+  setup, num_steps = make_setup(config, mesh, data.train.num_examples, per_epoch)
   root = jax.random.key(config.seed)
   state = create_state(
     setup, jax.random.fold_in(root, 0), data.image_shape, data.train.num_examples
@@ -543,11 +560,12 @@ def _train_loop(config, workdir, run: Run, state, step_fn, metric_dirs, times, t
   loss = [float("nan")] * len(writers)
   t_loop = time.perf_counter()
   times.update(first_step=0.0, train=0.0)
+  inputs = _inputs(run, start)
   try:
     for step in range(start, num_steps):
       done = step + 1
       logged = done % config.train.log_every == 0 or done == num_steps
-      state, step_metrics = step_fn(state, run.data.train, run.root, diagnose=logged)
+      state, step_metrics = step_fn(state, next(inputs), run.root, diagnose=logged)
       if step == start:
         jax.block_until_ready(step_metrics["loss"])
         times["first_step"] = round(time.perf_counter() - t_loop, 1)
@@ -559,6 +577,9 @@ def _train_loop(config, workdir, run: Run, state, step_fn, metric_dirs, times, t
       if done % ckpt.every == 0 or stop.requested or done == num_steps:
         # Never save a diverged state: the last good checkpoint must survive a NaN.
         _check_finite(done, step_metrics)
+        if pending is not None:  # the logged rows up to a checkpoint go out with it
+          loss = _log(writers, progress, pending, last_log, config.data.batch_size)
+          last_log, pending = (pending[0], time.perf_counter()), None
         ckpt.save(done, state)
         for w in writers:  # a bucket's logs are uploaded at each checkpoint
           w.flush()
@@ -579,6 +600,23 @@ def _train_loop(config, workdir, run: Run, state, step_fn, metric_dirs, times, t
       w.close()
     ckpt.close()
   return state, loss
+
+
+def _inputs(run: Run, start: int):
+  """What each step from `start` takes as its data: the device-held training split
+  (the step builds its batch), or a streamed dataset's next batch of host crops as
+  one global array over the mesh (each process gives its share)."""
+  if isinstance(run.data.train, pipeline.DeviceData):
+    yield from itertools.repeat(run.data.train)
+  sharding = NamedSharding(run.setup.mesh, P("data"))
+  for batch in streaming.train_batches(
+    run.data.train,
+    batch_size=run.setup.batch_size,
+    config=run.setup.augment,
+    seed=run.setup.data_seed,
+    start_step=start,
+  ):
+    yield jax.tree.map(lambda x: jax.make_array_from_process_local_data(sharding, x), batch)
 
 
 def _log(writers, progress, pending, last_log, batch_size) -> list[float]:

@@ -41,6 +41,15 @@ def test_augment_benchmark_runs(tmp_path):
   assert all(r["augment_ms"] > 0 and r["train_step_ms"] > 0 for r in rows)
 
 
+def test_stream_benchmark_runs(tmp_path):
+  out = _run(
+    "benchmarks/stream.py", tmp_path / "o.json", "--images", "8", "--batch", "4",
+    "--batches", "1", "--step-batch", "2", "--width", "4", "--repeats", "5",
+  )  # fmt: skip
+  assert out["host_images_per_s"] > 0 and len(out["host_runs"]) == 5
+  assert out["step_images_per_s"] > 0 and out["jpeg_kib"] > 10
+
+
 def test_train_step_benchmark_runs(tmp_path):
   row = _run(  # the small ConvN: the script's logic is the encoder's same
     "benchmarks/train_step.py", tmp_path / "o.json", "--batch", "8", "--repeats", "5",

@@ -77,11 +77,16 @@ def test_unknown_dataset_lists_the_valid_ones():
 def test_imagenet100_keeps_the_100_classes_relabelled(tmp_path):
   assert len(set(sources.IMAGENET100_CLASSES)) == 100
   with tfds.testing.mock_data(num_examples=400):
-    ds = sources.imagenet100_stream("train", data_dir=str(tmp_path), seed=3)
+    ds = sources.imagenet100_stream("train", data_dir=str(tmp_path))
     labels = [int(ex["label"]) for ex in tfds.as_numpy(ds)]
+    # A fixed order (positions are identities), images left encoded on request.
+    encoded = list(tfds.as_numpy(sources.imagenet100_stream("train", data_dir=str(tmp_path),
+                                                             decode=False)))  # fmt: skip
     builder = tfds.builder("imagenet2012", data_dir=str(tmp_path))
     names = builder.info.features["label"].names
   assert 0 < len(labels) < 400 and all(0 <= x < 100 for x in labels)
+  assert [int(ex["label"]) for ex in encoded] == labels
+  assert isinstance(encoded[0]["image"], bytes)
   kept = [names.index(w) for w in sources.IMAGENET100_CLASSES]
   assert len(kept) == 100
 

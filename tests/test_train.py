@@ -88,7 +88,17 @@ def _run(tmp_path, *overrides, env=None):
       None,
       "tfds build cifar10 --data_dir=/nonexistent/tfds",
     ),
-    (["--config.data.name=imagenet100"], None, "data.name='imagenet100' is not trainable yet"),
+    (
+      ["--config=configs/imagenet100.py", "--config.data.data_dir=/nonexistent/tfds"],
+      None,
+      "/nonexistent/tfds/downloads/manual, then run: tfds build imagenet2012 "
+      "--data_dir=/nonexistent/tfds",
+    ),
+    (
+      ["--config.data.name=imagenet100", "--config.data.randbit_bits=3"],
+      None,
+      "data.randbit_bits=3 needs an in-memory dataset; data.name='imagenet100' streams",
+    ),
     # Command-line mistakes: caught while parsing, before the config is used.
     (["--config.nonexistent_key=1"], None, "No config key 'nonexistent_key'"),
     (["--config.train.num_steps=30"], None, "No config key 'train.num_steps'"),

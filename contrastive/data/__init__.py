@@ -6,6 +6,8 @@
 * `augment`: SimCLR/NPID augmentation in JAX, jitted and vmapped, a key per image.
 * `pipeline`: datasets held on the accelerator and batches gathered and augmented
   there; epoch order from (seed, epoch), so a resumed run sees the same batches.
+* `streaming`: datasets read from disk as they train (ImageNet-100): host crops,
+  device colour, a resumable order.
 * `suppression`: RandBit, digits-on-images and MultiDigits (Chen et al.).
 * `datasets`: `prepare(config.data)`, a run's data as the trainer and evaluation
   read it (both splits on the device, suppression applied, probe label sets).

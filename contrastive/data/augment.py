@@ -87,6 +87,10 @@ PRESETS = {
   "npid": lambda size: AugmentConfig(
     size=size, crop_scale=(0.2, 1.0), jitter=(0.4, 0.4, 0.4, 0.4), jitter_prob=1.0
   ),
+  # ImageNet-100 as Wang & Liu train it (spec 1.4; CMC's recipe): NPID's, plus blur.
+  "npid_imagenet": lambda size: AugmentConfig(
+    size=size, crop_scale=(0.2, 1.0), jitter=(0.4, 0.4, 0.4, 0.4), jitter_prob=1.0, blur_prob=0.5
+  ),
   "simclr_cifar": lambda size: simclr(size, 0.5, blur=False),
   "simclr_imagenet": lambda size: simclr(size, 1.0, blur=True),
   # Chen et al.'s RandBit notebook: crop area 0.5-1, no colour augmentation.

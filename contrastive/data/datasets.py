@@ -15,6 +15,7 @@ import numpy as np
 
 from contrastive.data import pipeline
 from contrastive.data import sources
+from contrastive.data import streaming
 from contrastive.data import suppression
 
 
@@ -29,11 +30,12 @@ class Probe:
 
 @dataclasses.dataclass(frozen=True)
 class RunData:
-  """Both splits on the device, the model's input shape, classes and extra probes."""
+  """Both splits (on the device, or streamed from disk), the model's input shape,
+  classes and extra probes."""
 
   name: str
-  train: pipeline.DeviceData
-  test: pipeline.DeviceData
+  train: pipeline.DeviceData | streaming.StreamData
+  test: pipeline.DeviceData | streaming.StreamData
   image_shape: tuple[int, int, int]  # the model's input [H, W, C (+ RandBit bits)]
   num_classes: int
   probes: dict[str, Probe]  # results gain {name}_knn_accuracy and {name}_linear_accuracy
@@ -59,6 +61,8 @@ def prepare(cfg, *, mesh) -> RunData:
       and draws the pasted digits).
     mesh: the run's ('data',) mesh; on several processes each reads its shard.
   """
+  if cfg.name in sources.STREAMING_DATASETS:
+    return _streamed(cfg)
   seed = cfg.seed
   source = sources.load(
     cfg.name,
@@ -91,3 +95,11 @@ def prepare(cfg, *, mesh) -> RunData:
     num_classes=source.num_classes,
     probes=probes,
   )
+
+
+def _streamed(cfg) -> RunData:
+  """A dataset read from disk as it trains (`streaming`): train and validation splits."""
+  train = streaming.open_split(cfg.name, "train", data_dir=cfg.data_dir or None)
+  test = streaming.open_split(cfg.name, "validation", data_dir=cfg.data_dir or None)
+  size = cfg.image_size
+  return RunData(cfg.name, train, test, (size, size, 3), train.num_classes, probes={})

@@ -249,32 +249,33 @@ def _shard(arrays, index: int, count: int):
 
 
 def imagenet100_stream(
-  split: str, *, data_dir=None, seed: int = 0, process_index: int = 0, process_count: int = 1
+  split: str, *, data_dir=None, process_index: int = 0, process_count: int = 1, decode=True
 ):
-  """ImageNet-100 as a `tf.data.Dataset` of {"image": uint8, "label": int32}.
+  """ImageNet-100 as a `tf.data.Dataset` of {"image": uint8 [H, W, 3], "label": int32}.
 
   Filters TFDS `imagenet2012` to `IMAGENET100_CLASSES` and relabels to their
-  positions; decoding happens on the host, with the files of this process's shard
-  shuffled reproducibly for `seed` (train). Crops and colour augmentation are the
-  caller's (`pipeline.stream_batches` crops on the host, colour on device). Not
-  used by the trainer yet, which trains on in-memory datasets only.
+  positions. The order is fixed (files are read in order, one after another), so
+  an example's position in this process's stream is its identity across epochs:
+  `streaming` numbers examples by it (the memory bank's rows) and shuffles with a
+  buffer, per epoch. Crops and colour are the caller's (`streaming`: crops on the
+  host, colour on the device).
 
   Args:
     split: "train" or "validation" (TFDS's names).
     data_dir: TFDS data directory holding a prepared `imagenet2012`.
-    seed: file-shuffle seed.
     process_index, process_count: this process's shard.
+    decode: False keeps "image" as the encoded JPEG bytes (a string), for
+      counting, shuffling and skipping without decoding (`tf.io.decode_image`).
   """
   import tensorflow as tf  # noqa: PLC0415
 
   tfds = _tfds()
-  read_config = tfds.ReadConfig(shuffle_seed=seed)
   builder, ds = tfds_split(
     "imagenet2012",
     split,
     data_dir=data_dir,
-    shuffle_files=split == "train",
-    read_config=read_config,
+    shuffle_files=False,
+    decoders=None if decode else {"image": tfds.decode.SkipDecoding()},
     process_index=process_index,
     process_count=process_count,
   )
