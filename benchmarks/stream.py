@@ -71,10 +71,11 @@ def host_rate(jpegs, batch: int, batches: int, repeats: int) -> tuple[float, lis
   return statistics.median(rates), rates
 
 
-def step_rate(batch: int, repeats: int, width: int = 64) -> float:
-  """Images/s of the device step on a streamed batch: colour, then ResNet-50 SimCLR."""
+def step_rate(batch: int, repeats: int, encoder: str = "resnet50", width: int = 64) -> float:
+  """Images/s of the device step on a streamed batch: colour, then a SimCLR step of
+  `encoder` (ImageNet stem)."""
   config = augment.preset("npid_imagenet", SIZE)
-  model = models.create("resnet50", stem="imagenet", width=width)
+  model = models.create(encoder, stem="imagenet", width=width)
   variables = model.init(jax.random.key(1), jnp.zeros((2, SIZE, SIZE, 3)), train=False)
   tx = optax.sgd(0.03, momentum=0.9)
   state = [variables["params"], variables["batch_stats"], tx.init(variables["params"])]
@@ -104,8 +105,9 @@ def main():
   parser.add_argument("--step-batch", type=int, default=16)
   parser.add_argument("--repeats", type=int, default=5)
   parser.add_argument("--json", default=None)
+  parser.add_argument("--encoder", default="resnet50", help="the step's encoder (models.ENCODERS)")
   parser.add_argument(
-    "--width", type=int, default=64, help="ResNet-50 first-stage width (64 = the standard model)"
+    "--width", type=int, default=64, help="ResNet first-stage width (64 = the standard model)"
   )
   args = parser.parse_args()
   common.check_repeats(parser, args.repeats)
@@ -118,9 +120,9 @@ def main():
     f"{host:.1f} images/s (runs: {', '.join(f'{r:.1f}' for r in runs)})",
     flush=True,
   )
-  device = step_rate(args.step_batch, args.repeats, args.width)
+  device = step_rate(args.step_batch, args.repeats, args.encoder, args.width)
   print(
-    f"device step (colour + ResNet-50 SimCLR step, batch {args.step_batch}): {device:.2f} "
+    f"device step (colour + {args.encoder} SimCLR step, batch {args.step_batch}): {device:.2f} "
     f"images/s; the host pipeline is {host / device:.1f}x what it consumes",
     flush=True,
   )

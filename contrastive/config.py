@@ -38,6 +38,8 @@ def base() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.job = "train"
   c.seed = 0
+  # The config file (and argument) it came from, as given to run.py; set by `load_file`.
+  c.config_file = ""
   c.data = ml_collections.ConfigDict(
     dict(
       name="shapes",
@@ -440,6 +442,8 @@ def load_file(spec: str, overrides=()) -> ml_collections.ConfigDict:
     loaded = module.get_config(arg) if arg else module.get_config()
   except ValueError as e:  # ConfigError included: a bad argument
     raise ConfigError(f"{path}:{arg}: {e}") from None
+  if "config_file" in loaded:
+    loaded.config_file = spec
   loaded = apply(loaded, overrides)
   loaded.lock()
   return loaded

@@ -372,10 +372,11 @@ def build_run(config) -> Run:
   return Run(setup, state, data, root, num_steps)
 
 
-def describe(config, run: Run, temperatures=None) -> str:
-  """One line on what `run` trains and where: data, model, loss (`temperatures`: a
-  population's), then the platform, devices, processes and the global and per-device
-  batch. Printed at a run's start, so a pod slice that came up short says so."""
+def describe(config, run: Run, temperatures=None, workdir=None) -> str:
+  """One line on what `run` trains and where: its config file and `workdir`, data,
+  model, loss (`temperatures`: a population's), then the platform, devices, processes
+  and the global and per-device batch. Printed at a run's start, so a pod slice that
+  came up short says so."""
   devices = jax.devices()
   kind = devices[0].device_kind if devices[0].platform != "cpu" else "cpu"
   train, test = run.data.train.num_examples, run.data.test.num_examples
@@ -383,8 +384,10 @@ def describe(config, run: Run, temperatures=None) -> str:
   batch = config.data.batch_size
   taus = temperatures if temperatures is not None else [config.loss.temperature]
   loss = f"{config.loss.name} ({config.loss.layout}, tau {', '.join(f'{t:g}' for t in taus)})"
+  where = " ".join(filter(None, (config.get("config_file"), workdir and f"-> {workdir}")))
   return (
-    f"run: {config.data.name} {train:,} train / {test:,} test {height}x{width}x{channels}, "
+    f"run: {where + ' | ' if where else ''}"
+    f"{config.data.name} {train:,} train / {test:,} test {height}x{width}x{channels}, "
     f"{config.model.encoder} {config.model.dtype}, {loss}, {run.num_steps:,} steps | "
     f"{devices[0].platform} ({kind}) x {len(devices)} devices, "
     f"{jax.process_count()} process{'es' if jax.process_count() > 1 else ''}, "
@@ -547,7 +550,7 @@ def _train_loop(config, workdir, run: Run, state, step_fn, metric_dirs, times, t
   lead = jax.process_index() == 0
   if lead:
     provenance.begin(workdir, start)
-    print(describe(config, run, temperatures))
+    print(describe(config, run, temperatures, workdir))
     where = f"resuming from step {start} ({ckpt.directory}/{start})"
     print(where if start else "starting from scratch", flush=True)
   writers = [

@@ -44,7 +44,7 @@ def test_augment_benchmark_runs(tmp_path):
 def test_stream_benchmark_runs(tmp_path):
   out = _run(
     "benchmarks/stream.py", tmp_path / "o.json", "--images", "8", "--batch", "4",
-    "--batches", "1", "--step-batch", "2", "--width", "4", "--repeats", "5",
+    "--batches", "1", "--step-batch", "2", "--encoder", "convn", "--repeats", "5",
   )  # fmt: skip
   assert out["host_images_per_s"] > 0 and len(out["host_runs"]) == 5
   assert out["step_images_per_s"] > 0 and out["jpeg_kib"] > 10

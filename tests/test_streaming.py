@@ -117,7 +117,8 @@ def test_imagenet100_config_trains_checkpoints_resumes_and_evaluates(
   out = capsys.readouterr().out
   assert "SIGTERM received: saved a checkpoint at step 7" in out
   assert f"resuming from step 7 ({tmp_path}/resumed/checkpoints/7)" in out
-  assert "run: imagenet100 " in out and "32x32x3, convn float32, contrastive (memory_bank" in out
+  assert f"run: {ROOT}/configs/imagenet100.py -> {tmp_path}/whole | imagenet100 " in out
+  assert "32x32x3, convn float32, contrastive (memory_bank" in out
   steps = whole["steps"]
   assert steps == 2 * (whole["train_examples"] // 16) and steps > 7
   for key in ("knn_accuracy", "linear_accuracy", "uniformity", "tolerance", "final_loss"):

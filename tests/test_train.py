@@ -145,7 +145,8 @@ def test_train_and_evaluate_end_to_end(tmp_path, capsys):
   results = train.train_and_evaluate(_tiny_config(), str(tmp_path))
   start = capsys.readouterr().out.splitlines()
   assert start[:3] == [  # what and where, where from, then the evaluation as it starts
-    "run: digits 1,497 train / 300 test 28x28x1, convn float32, contrastive (simclr, tau 0.2), "
+    f"run: -> {tmp_path} | digits 1,497 train / 300 test 28x28x1, convn float32, contrastive "
+    "(simclr, tau 0.2), "
     "23 steps | cpu (cpu) x 1 devices, 1 process, batch 64 (64 per device)",
     "starting from scratch",
     "evaluating: kNN and a 5-epoch linear probe on 1,497 + 300 images",
