@@ -12,6 +12,7 @@ from absl import app
 from absl import flags
 from absl import logging as absl_logging
 
+from contrastive import checkpoint
 from contrastive import config as config_lib
 from contrastive import jobs
 
@@ -93,6 +94,15 @@ def main(argv):
     jobs.run(config, _WORKDIR.value)
   except jobs.USER_ERRORS as e:
     _fail(str(e))
+  except OSError as e:  # a log or result the storage refused: a full disk, a quota
+    reason = checkpoint.storage_failure(e)
+    if reason is None:
+      raise
+    _fail(
+      f"cannot write {e.filename or _WORKDIR.value}: {reason}; the checkpoints already saved "
+      "are intact; free space (or make the workdir writable) and rerun the same command to "
+      "resume."
+    )
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Two-view augmentation throughput, and its cost against one ResNet-18 training step.
 
-  python benchmarks/augment.py [--batch 128] [--repeats 5] [--json out.json]
+  python benchmarks/augment.py [--batch 128] [--repeats 5] [--setting 32x32] [--json out.json]
 
 For each setting, on the default JAX device, times (medians of --repeats runs after
 a warm-up, the two timed in turns in one process):
@@ -58,9 +58,11 @@ def make_step(model, tx):
   return step
 
 
-def bench(batch, repeats, width=64):
+def bench(batch, repeats, width=64, settings=None):
   rows = []
   for name, (size, recipe, stem) in SETTINGS.items():
+    if settings and not any(s in name for s in settings):
+      continue
     config = augment.preset(recipe, size)
     images = jax.random.randint(jax.random.key(0), (batch, size, size, 3), 0, 256).astype(jnp.uint8)
     aug = jax.jit(lambda key, im, config=config: augment.augment_batch(key, im, config))
@@ -107,10 +109,13 @@ def main():
   parser.add_argument(
     "--width", type=int, default=64, help="ResNet-18 first-stage width (64 = the standard model)"
   )
+  parser.add_argument(
+    "--setting", action="append", help="run only the settings whose name contains this (repeatable)"
+  )
   args = parser.parse_args()
   common.check_repeats(parser, args.repeats)
   print(common.machine())
-  rows = bench(args.batch, args.repeats, args.width)
+  rows = bench(args.batch, args.repeats, args.width, args.setting)
   common.write_json(args.json, {"machine": common.machine(), "rows": rows})
 
 

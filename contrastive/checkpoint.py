@@ -14,9 +14,12 @@ place and marks it complete last; an unmarked one is ignored and later cleaned u
 """
 
 import datetime
+import errno
 import fcntl
 import json
 import os
+import re
+import shutil
 import signal
 import socket
 import sys
@@ -40,6 +43,30 @@ class WorkdirBusyError(RuntimeError):
 
 class WorkdirUnwritableError(OSError):
   """The workdir cannot be created or written."""
+
+
+class CheckpointWriteError(OSError):
+  """A checkpoint could not be written (a full disk, a quota, a read-only or
+  unwritable workdir); the checkpoints saved before it are intact."""
+
+
+# What storage failures say, in an OSError's errno or in TensorStore's message
+# ("... No space left on device [os_error_code='28']").
+_STORAGE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EIO)
+
+
+# Room kept free beside a checkpoint's arrays for Orbax's metadata and the logs.
+_SPARE_BYTES = 1 << 20
+
+
+def storage_failure(error: Exception) -> str | None:
+  """The reason (e.g. "No space left on device") if `error` is a failure of the
+  storage under a workdir, else None."""
+  code = getattr(error, "errno", None)
+  if code is None:
+    match = re.search(r"os_error_code='(\d+)'", str(error))
+    code = int(match.group(1)) if match else None
+  return os.strerror(code) if code in _STORAGE_ERRNOS else None
 
 
 def _shapes(tree) -> dict:
@@ -147,8 +174,38 @@ class Checkpointer:
 
   def save(self, step: int, state) -> None:
     """Saves `state` as step `step` (the loop decides when: every `every` steps,
-    at the end, and on SIGTERM)."""
-    self._manager.save(step, args=ocp.args.StandardSave(state), force=True)
+    at the end, and on SIGTERM).
+
+    Raises CheckpointWriteError (one line) when the storage refuses it (a full
+    disk, ...): the partial checkpoint is removed, and the ones saved before it,
+    which Orbax deletes only after a later save succeeds, are intact.
+    """
+    need = sum(x.nbytes for x in jax.tree.leaves(state)) // max(jax.process_count(), 1)
+    if not paths.is_remote(self._directory):
+      free = shutil.disk_usage(self._directory).free
+      if free < need + _SPARE_BYTES:  # before Orbax starts: it would log each thread's failure
+        self._refuse(step, f"{free / 2**20:.1f} MiB free, the checkpoint needs about "
+                           f"{need / 2**20:.1f} MiB")  # fmt: skip
+    try:
+      self._manager.save(step, args=ocp.args.StandardSave(state), force=True)
+    except Exception as error:
+      reason = storage_failure(error)
+      if reason is None:
+        raise
+      for partial in paths.path(self._directory).glob(f"{step}.orbax-checkpoint-tmp*"):
+        try:
+          partial.rmtree()  # give the space back
+        except OSError:
+          pass
+      self._refuse(step, reason)
+
+  def _refuse(self, step: int, reason: str):
+    latest = self._manager.latest_step()
+    kept = "no earlier checkpoint" if latest is None else f"checkpoint {latest} is intact"
+    raise CheckpointWriteError(
+      f"cannot save checkpoint {step} in {self._directory}: {reason}; {kept}; free space "
+      "(or make the workdir writable) and rerun the same command to resume."
+    ) from None
 
   def close(self) -> None:
     """Waits for pending saves and releases the manager."""

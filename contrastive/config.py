@@ -72,6 +72,15 @@ def base() -> ml_collections.ConfigDict:
       name="contrastive",
       layout="simclr",
       temperature=0.2,
+      # tau as a function of the step (objective.TEMPERATURE_SCHEDULES): "constant"
+      # (loss.temperature); "cosine", Kukleva et al. (ICLR 2023): tau_min + (tau_max -
+      # tau_min) (1 + cos(pi e / half_period)) / 2 at epoch e (their defaults 0.1,
+      # 1.0, 200); "linear": from tau_max down to loss.temperature over warm epochs.
+      temperature_schedule="constant",
+      temperature_min=0.1,
+      temperature_max=1.0,
+      temperature_half_period_epochs=200.0,
+      temperature_warm_epochs=10.0,
       num_hard=4095,
       hard_fraction=config_dict.placeholder(float),
       simple_weight=config_dict.placeholder(float),
@@ -134,6 +143,32 @@ def _choice(what: str, value, valid) -> None:
     raise ConfigError(f"Unknown {what} {value!r}; valid: {', '.join(valid)}.")
 
 
+def _check_temperature_schedule(config) -> None:
+  loss = config.loss
+  _choice(
+    "temperature schedule (loss.temperature_schedule)",
+    loss.temperature_schedule,
+    objective.TEMPERATURE_SCHEDULES,
+  )
+  if loss.temperature_schedule == "constant":
+    return
+  if not 0 < loss.temperature_min <= loss.temperature_max:
+    raise ConfigError(
+      f"loss.temperature_min and loss.temperature_max must satisfy 0 < min <= max, got "
+      f"{loss.temperature_min} and {loss.temperature_max}."
+    )
+  key = {"cosine": "temperature_half_period_epochs", "linear": "temperature_warm_epochs"}[
+    loss.temperature_schedule
+  ]
+  if not loss[key] > 0:
+    raise ConfigError(f"loss.{key} must be > 0, got {loss[key]}.")
+  if "sweep" in config and config.sweep.population:
+    raise ConfigError(
+      "sweep.population trains members that differ in loss.temperature, which a "
+      f"{loss.temperature_schedule!r} temperature schedule replaces; set sweep.population=False."
+    )
+
+
 def _check_streamed(config) -> None:
   """What a dataset streamed from disk (`data.streaming`) cannot do."""
   name = config.data.name
@@ -178,6 +213,7 @@ def check(config) -> None:
     )
   if not config.loss.temperature > 0:
     raise ConfigError(f"loss.temperature must be > 0, got {config.loss.temperature}.")
+  _check_temperature_schedule(config)
   positive = {
     "data.batch_size": config.data.batch_size,
     "train.num_epochs": config.train.num_epochs,

@@ -25,6 +25,7 @@ USER_ERRORS = (
   checkpoint.CheckpointMismatchError,
   checkpoint.WorkdirBusyError,
   checkpoint.WorkdirUnwritableError,
+  checkpoint.CheckpointWriteError,
 )
 
 # What a finished run prints, in this order.

@@ -34,6 +34,38 @@ def layout(name, z1, z2, bank, indices):
   )
 
 
+TEMPERATURE_SCHEDULES = ("constant", "cosine", "linear")
+
+
+def temperature_schedule(cfg, steps_per_epoch: int):
+  """The loss config's temperature as a function of the (traced) step, or None for a
+  constant `cfg.temperature` (`cfg.temperature_schedule`).
+
+  "cosine" is Kukleva et al.'s schedule (ICLR 2023; their code's
+  `min_tau + 0.5 (max_tau - min_tau) (1 + cos(pi epoch / t_max))`), with the epoch
+  counted continuously from 0 here (step / steps_per_epoch; theirs steps once per
+  epoch, counted from 1): tau_max at step 0, tau_min after the half period, tau_max
+  again after a whole one. "linear" falls from tau_max to `cfg.temperature` over
+  `cfg.temperature_warm_epochs`, then stays. Both are functions of the step alone,
+  so a resumed run continues the schedule exactly.
+  """
+  name = cfg.temperature_schedule
+  if name == "constant":
+    return None
+  low, high = cfg.temperature_min, cfg.temperature_max
+
+  def epoch(step):
+    return jnp.asarray(step, jnp.float32) / steps_per_epoch
+
+  if name == "cosine":
+    half = cfg.temperature_half_period_epochs
+    return lambda step: low + 0.5 * (high - low) * (1 + jnp.cos(jnp.pi * epoch(step) / half))
+  if name == "linear":
+    warm, final = cfg.temperature_warm_epochs, cfg.temperature
+    return lambda step: high + (final - high) * jnp.clip(epoch(step) / warm, 0.0, 1.0)
+  raise ValueError(f"Unknown temperature schedule {name!r}; valid: {TEMPERATURE_SCHEDULES}.")
+
+
 def uses_bank(cfg) -> bool:
   """Whether the loss config `cfg` keeps an NPID memory bank in the train state."""
   return cfg.layout == "memory_bank" and cfg.name != "generalized"

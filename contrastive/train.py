@@ -76,6 +76,7 @@ class Setup:
   data_seed: int
   bank_momentum: float
   mesh: jax.sharding.Mesh
+  temperature_schedule: Any = None  # step -> tau (`objective.temperature_schedule`)
 
 
 def create_state(setup: Setup, key, image_shape, num_train: int) -> TrainState:
@@ -132,6 +133,8 @@ def _update(state: TrainState, batch: dict, root_key, setup: Setup, temperature=
   diagnostics (`objective.diagnostics`); when false they are NaN and cost nothing.
   """
   loss_key = jax.random.fold_in(jax.random.fold_in(root_key, 2), state.step)
+  if setup.temperature_schedule is not None:
+    temperature = setup.temperature_schedule(state.step)
 
   def loss_fn(params):
     (_, z), updates = setup.model.apply(
@@ -342,6 +345,7 @@ def make_setup(config, mesh, num_train: int, per_epoch: int | None = None) -> tu
     data_seed=config.seed,
     bank_momentum=config.loss.bank_momentum,
     mesh=mesh,
+    temperature_schedule=objective.temperature_schedule(config.loss, per_epoch),
   ), num_steps
 
 
@@ -383,7 +387,13 @@ def describe(config, run: Run, temperatures=None, workdir=None) -> str:
   height, width, channels = run.data.image_shape
   batch = config.data.batch_size
   taus = temperatures if temperatures is not None else [config.loss.temperature]
-  loss = f"{config.loss.name} ({config.loss.layout}, tau {', '.join(f'{t:g}' for t in taus)})"
+  tau = ", ".join(f"{t:g}" for t in taus)
+  schedule = config.loss.get("temperature_schedule", "constant")
+  if schedule == "cosine":
+    tau = f"cosine {config.loss.temperature_min:g}..{config.loss.temperature_max:g}"
+  elif schedule == "linear":
+    tau = f"linear {config.loss.temperature_max:g} -> {config.loss.temperature:g}"
+  loss = f"{config.loss.name} ({config.loss.layout}, tau {tau})"
   where = " ".join(filter(None, (config.get("config_file"), workdir and f"-> {workdir}")))
   return (
     f"run: {where + ' | ' if where else ''}"

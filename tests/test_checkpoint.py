@@ -1,7 +1,9 @@
 """Preemption: a run killed mid-way (SIGKILL or SIGTERM) resumes to identical results."""
 
+import errno
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -173,3 +175,41 @@ def test_an_unwritable_workdir_stops_with_one_line_before_training(tmp_path):
     f"error: cannot write to the workdir {blocker}/run: Not a directory; choose a writable "
     "--workdir."
   ), proc.stderr[-2000:]
+
+
+def test_a_full_disk_stops_with_one_line_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+  ckpt = checkpoint.Checkpointer(tmp_path, every=5, keep=3)
+  ckpt.save(5, _tree(5, size=1000))
+  disk = shutil.disk_usage(tmp_path)
+  # The disk fills up: 1 KiB left when the next checkpoint is due.
+  monkeypatch.setattr(checkpoint.shutil, "disk_usage", lambda p: disk._replace(free=1024))
+  with pytest.raises(checkpoint.CheckpointWriteError) as refused:
+    ckpt.save(10, _tree(10, size=1000))
+  message = str(refused.value)
+  assert "\n" not in message and message.startswith(f"cannot save checkpoint 10 in {tmp_path}")
+  assert "checkpoint 5 is intact" in message and "rerun the same command to resume" in message
+  monkeypatch.undo()
+  # Orbax itself refused (TensorStore's error, as a full tmpfs gave it): its partial
+  # checkpoint is removed and the same one line is raised.
+  (tmp_path / "15.orbax-checkpoint-tmp").mkdir()
+  failure = ValueError(
+    'RESOURCE_EXHAUSTED: Error writing "w/0" in OCDBT database: Failed to write 812406 '
+    "bytes to file 19: No space left on device [os_error_code='28']"
+  )
+
+  def refuse(*args, **kwargs):
+    raise failure
+
+  monkeypatch.setattr(ckpt._manager, "save", refuse)
+  with pytest.raises(
+    checkpoint.CheckpointWriteError, match="No space left on device; checkpoint 5"
+  ):
+    ckpt.save(15, _tree(15, size=1000))
+  monkeypatch.undo()
+  ckpt.close()
+  assert sorted(p.name for p in tmp_path.iterdir()) == ["5"]
+  again = checkpoint.Checkpointer(tmp_path, every=5, keep=3)
+  assert int(again.restore_latest(_tree(0, size=1000))["step"]) == 5
+  again.close()
+  assert checkpoint.storage_failure(OSError(errno.EDQUOT, "quota")) == os.strerror(errno.EDQUOT)
+  assert checkpoint.storage_failure(ValueError("shapes differ")) is None

@@ -54,12 +54,33 @@ def _params(workdir):
   return jax.tree.leaves(tree["params"]) + [tree["bank"]]
 
 
+# Every line a default run may print, on stdout then stderr: nothing else (no library
+# INFO logging, no warnings from a healthy run).
+STDOUT = [
+  r"run: configs/quickstart\.py -> \S+ \| digits 512 train / 300 test 28x28x1, convn float32, "
+  r"hard_contrastive \(memory_bank, tau 0\.2\), 16 steps \| cpu \(cpu\) x 1 devices, 1 process, "
+  r"batch 32 \(32 per device\)",
+  r"starting from scratch",
+  r"evaluating: kNN and a 3-epoch linear probe on 512 \+ 300 images",
+  r"evaluated in \d+\.\d s",
+  r"(knn_accuracy|linear_accuracy|pixel_knn_accuracy|uniformity|tolerance|alignment|"
+  r"final_loss|wall_time_s): -?\d+\.\d{4}",
+  r"time_s: setup [\d.]+, first_step [\d.]+, train [\d.]+, evaluate [\d.]+",
+  r"results: \S+/results\.json",
+]
+STDERR = [r"step \d+/16 +\d+\.\d% \| loss \d+\.\d{4} \| \d+ img/s \| ETA \d\d:\d\d:\d\d"]
+
+
+def _unexpected(text, patterns):
+  return [line for line in text.splitlines() if not any(re.fullmatch(p, line) for p in patterns)]
+
+
 def test_two_processes_agree_with_one(tmp_path):
   # The one-process run goes alongside the two-process one: compilation is mostly
   # single-threaded, so the three share the 2 cores better than in turn.
   single = tmp_path / "single"
-  alone = subprocess.Popen(  # with the libraries' INFO logging, which is off by default
-    _command(single, "--verbosity=1"),
+  alone = subprocess.Popen(  # the quickstart's command, shortened: its whole console
+    _command(single),
     cwd=ROOT,
     stdout=subprocess.PIPE,
     stderr=subprocess.PIPE,
@@ -75,6 +96,7 @@ def test_two_processes_agree_with_one(tmp_path):
         f"--coordinator_address=127.0.0.1:{port}",
         "--num_processes=2",
         f"--process_id={i}",
+        *(["--verbosity=1"] if i == 0 else []),  # with the libraries' INFO logging
       ),
       cwd=ROOT,
       stdout=subprocess.PIPE,
@@ -90,8 +112,17 @@ def test_two_processes_agree_with_one(tmp_path):
     outs.append(out)
     errs.append(err)
   info = re.compile(r"^I\d{4} ", re.MULTILINE)  # absl's INFO lines (Orbax's among them)
-  assert info.search(errs[0]) and "CheckpointManager" in errs[0]
-  assert not info.search(errs[1]) and not info.search(errs[2]), errs[1][:2000]
+  assert info.search(errs[1]) and "CheckpointManager" in errs[1]  # --verbosity=1
+  assert not info.search(errs[2]), errs[2][:2000]
+  for text, patterns in ((outs[0], STDOUT), (errs[0], STDERR)):
+    assert not _unexpected(text, patterns), _unexpected(text, patterns)[:5]
+  lines = outs[0].splitlines()
+  assert re.fullmatch(STDOUT[0], lines[0]) and lines[1] == "starting from scratch"
+  assert [line.split(":")[0] for line in lines[4:]] == [
+    "knn_accuracy", "linear_accuracy", "pixel_knn_accuracy", "uniformity", "tolerance",
+    "alignment", "final_loss", "wall_time_s", "time_s", "results",
+  ]  # fmt: skip
+  assert errs[0].splitlines()[-1].startswith("step 16/16 100.0%")
   # Process 0 says where the run runs; process 1 prints no start line.
   assert "| cpu (cpu) x 2 devices, 2 processes, batch 32 (16 per device)" in outs[1]
   assert "| cpu (cpu) x 1 devices, 1 process, batch 32 (32 per device)" in outs[0]

@@ -2,6 +2,7 @@
 
 import functools
 import json
+import math
 import os
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import pytest
 
 from contrastive import config as config_lib
 from contrastive import evaluate
+from contrastive import objective
 from contrastive import optim
 from contrastive import recipes
 from contrastive import train
@@ -132,6 +134,46 @@ def _tiny_config():
   config.train.num_epochs, config.train.log_every, config.train.tensorboard = 1, 5, False
   config.eval.linear_epochs, config.eval.linear_decay_epochs = 5, ()
   return config
+
+
+def test_temperature_schedules_follow_their_formulas():
+  loss = recipes.quickstart().loss
+  loss.temperature_schedule, loss.temperature_min, loss.temperature_max = "cosine", 0.1, 1.0
+  loss.temperature_half_period_epochs = 2.0
+  per_epoch = 10
+  period = 2 * 2 * per_epoch  # T: steps of a whole period
+  tau = objective.temperature_schedule(loss, per_epoch)
+
+  def cosine(step):  # Kukleva et al.'s formula, epoch = step / steps per epoch
+    return 0.1 + 0.5 * (1.0 - 0.1) * (1 + math.cos(math.pi * (step / per_epoch) / 2.0))
+
+  steps = (0, period // 4, period // 2, period, 2 * period)
+  got = [float(tau(s)) for s in steps]
+  np.testing.assert_allclose(got, [cosine(s) for s in steps], rtol=1e-6)
+  np.testing.assert_allclose(got, [1.0, 0.55, 0.1, 1.0, 1.0], rtol=1e-6)
+  loss.temperature_schedule, loss.temperature_warm_epochs, loss.temperature = "linear", 3.0, 0.2
+  tau = objective.temperature_schedule(loss, per_epoch)
+  got = [float(tau(s)) for s in (0, 15, 30, 60)]
+  np.testing.assert_allclose(got, [1.0, 0.6, 0.2, 0.2], rtol=1e-6)
+  loss.temperature_schedule = "constant"
+  assert objective.temperature_schedule(loss, per_epoch) is None
+
+
+def test_a_scheduled_temperature_is_traced_into_one_step_and_logged():
+  config = _tiny_config()
+  config.loss.temperature_schedule, config.loss.temperature_half_period_epochs = "cosine", 0.1
+  run = train.build_run(config)
+  step_fn = train.jit_train_step(run.setup)
+  state, logged = run.state, []
+  for step in range(4):
+    state, metrics = step_fn(state, run.data.train, run.root, diagnose=True)
+    want = run.setup.temperature_schedule(step)  # the step's own tau, by its index
+    logged.append((float(metrics["temperature"]), float(want)))
+  assert step_fn.jitted._cache_size() == 1  # one program for every tau of the schedule
+  np.testing.assert_allclose(*zip(*logged, strict=True), rtol=1e-6)
+  assert len({t for t, _ in logged}) == 4 and logged[0][0] == pytest.approx(1.0)
+  line = train.describe(config, run)
+  assert "contrastive (simclr, tau cosine 0.1..1), 23 steps" in line
 
 
 def test_nan_loss_stops_naming_the_step(tmp_path):
