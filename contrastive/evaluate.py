@@ -242,7 +242,11 @@ def _streamed_features(run, state):
   crops (and two augmented views of the test split), the rows then gathered; no pixel
   features (an ImageNet split's pixels do not fit in memory)."""
   model, size = run.setup.model, run.setup.augment.size
-  variables = {"params": state.params, "batch_stats": state.batch_stats}
+  # This process's copy of the (replicated) variables: each process encodes its own
+  # shard on its own device, not the same batch everywhere.
+  variables = jax.tree.map(
+    lambda x: x.addressable_data(0), {"params": state.params, "batch_stats": state.batch_stats}
+  )
   colour = jax.jit(augment.photometric_batch, static_argnums=2)
   key = jax.random.fold_in(run.root, 3)
 

@@ -4,6 +4,9 @@ trained, checkpointed, preempted, resumed and evaluated end to end."""
 import json
 import os
 import signal
+import socket
+import subprocess
+import sys
 
 import jax
 import numpy as np
@@ -14,6 +17,7 @@ from contrastive import checkpoint
 from contrastive import config as config_lib
 from contrastive import train
 from contrastive.data import augment
+from contrastive.data import sources
 from contrastive.data import streaming
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -66,7 +70,7 @@ def test_streamed_batches_resume_exactly_and_cover_each_epoch(data_dir):
   assert not np.allclose(v1, views[:, 0] / 255.0)  # colour steps were applied
 
 
-def _config(data_dir):
+def tiny_config(data_dir):
   return config_lib.load_file(
     os.path.join(ROOT, "configs/imagenet100.py"),
     [
@@ -103,7 +107,7 @@ def _preempt_after(monkeypatch, batches: int):
 def test_imagenet100_config_trains_checkpoints_resumes_and_evaluates(
   data_dir, tmp_path, monkeypatch, capsys
 ):
-  config = _config(data_dir)
+  config = tiny_config(data_dir)
   assert config.model.encoder == "convn" and config.loss.layout == "memory_bank"
   with tfds.testing.mock_data(num_examples=MOCK_EXAMPLES):
     whole = train.train_and_evaluate(config, str(tmp_path / "whole"))
@@ -133,3 +137,39 @@ def test_imagenet100_config_trains_checkpoints_resumes_and_evaluates(
   assert rows("resumed") == rows("whole") and len(rows("whole")) == steps // 2
   bank = checkpoint.read_latest(str(tmp_path / "whole" / "checkpoints"))[0]["bank"]
   assert bank.shape == (whole["train_examples"], 32)  # a row per training image
+
+
+def test_two_processes_each_stream_their_shard(data_dir, tmp_path):
+  def count(split, index):  # examples of process `index`'s shard of `split`
+    ds = sources.imagenet100_stream(split, data_dir=data_dir, process_index=index, process_count=2)
+    return sum(1 for _ in ds)
+
+  with tfds.testing.mock_data(num_examples=MOCK_EXAMPLES):  # mock data: per shard requested
+    shards = {split: [count(split, i) for i in range(2)] for split in ("train", "validation")}
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+  workdir = tmp_path / "two"
+  procs = [
+    subprocess.Popen(
+      [sys.executable, "tests/stream_run.py", str(workdir), data_dir, str(port), "2", str(i)],
+      cwd=ROOT,
+      stdout=subprocess.PIPE,
+      stderr=subprocess.PIPE,
+      text=True,
+    )  # fmt: skip
+    for i in range(2)
+  ]
+  outs = [p.communicate(timeout=600) for p in procs]
+  for p, (_, err) in zip(procs, outs, strict=True):
+    assert p.returncode == 0, err[-3000:]
+  assert "x 2 devices, 2 processes, batch 16 (8 per device)" in outs[0][0]
+  results = json.loads((workdir / "results.json").read_text())
+  # Every example of both shards once: a memory-bank row each, every test image evaluated.
+  assert results["train_examples"] == sum(shards["train"]) > 0
+  assert results["test_examples"] == sum(shards["validation"]) > 0
+  assert np.isfinite(results["final_loss"]) and 0 <= results["knn_accuracy"] <= 1
+  bank = checkpoint.read_latest(str(workdir / "checkpoints"))[0]["bank"]
+  assert bank.shape == (sum(shards["train"]), 32)
+  # Each process gives 8 images a step, for as many steps as the smaller shard fills.
+  assert results["steps"] == 2 * (min(shards["train"]) // 8)
