@@ -83,6 +83,9 @@ def write_bytes(p, data: bytes) -> None:
   fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
   with os.fdopen(fd, "wb") as f:
     f.write(data)
+  umask = os.umask(0)  # read it back: mkstemp's files are private (0600), a plain file is not
+  os.umask(umask)
+  os.chmod(tmp, 0o666 & ~umask)
   os.replace(tmp, p)
 
 

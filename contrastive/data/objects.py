@@ -52,10 +52,13 @@ contrastive.data.objects` measured on a 2-core CPU (2026-11-23):
 Version 1 of the generator: any change to it bumps VERSION (and the cache names).
 """
 
+import io
 import os
 import time
 
 import numpy as np
+
+from contrastive import paths
 
 VERSION = 1
 SIZE = 32
@@ -345,10 +348,9 @@ def load(name: str, seed: int = 0):
       train_images=tr, train_labels=trl, train_coarse=trc,
       test_images=te, test_labels=tel, test_coarse=tec,
     )  # fmt: skip
-    os.makedirs(cache_dir(), exist_ok=True)
-    tmp = path + f".{os.getpid()}.tmp.npz"
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)  # never a half-written cache
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    paths.write_bytes(path, buffer.getvalue())  # whole: never a half-written cache
   num_classes = 100 if fine_classes else 10
   return (
     (arrays["train_images"], arrays["train_labels"]),
