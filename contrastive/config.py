@@ -81,6 +81,11 @@ def base() -> ml_collections.ConfigDict:
       temperature_max=1.0,
       temperature_half_period_epochs=200.0,
       temperature_warm_epochs=10.0,
+      # "global": tau = exp(log_tau), one learned parameter (as CLIP's logit scale),
+      # from loss.temperature, Adam at temperature_learning_rate, log_tau clipped to
+      # [log temperature_min, log temperature_max] after each step; "none": not learned.
+      temperature_learned="none",
+      temperature_learning_rate=1e-3,
       num_hard=4095,
       hard_fraction=config_dict.placeholder(float),
       simple_weight=config_dict.placeholder(float),
@@ -145,6 +150,29 @@ def _choice(what: str, value, valid) -> None:
 
 def _check_temperature_schedule(config) -> None:
   loss = config.loss
+  _choice("learned temperature (loss.temperature_learned)", loss.temperature_learned,
+          objective.LEARNED_TEMPERATURES)  # fmt: skip
+  if loss.temperature_learned != "none":
+    if loss.temperature_schedule != "constant":
+      raise ConfigError(
+        "loss.temperature_learned and loss.temperature_schedule both set tau; keep one "
+        "(loss.temperature_schedule='constant' or loss.temperature_learned='none')."
+      )
+    if not 0 < loss.temperature_min <= loss.temperature <= loss.temperature_max:
+      raise ConfigError(
+        f"a learned temperature starts at loss.temperature={loss.temperature} inside "
+        f"[loss.temperature_min, loss.temperature_max] = [{loss.temperature_min}, "
+        f"{loss.temperature_max}]; change one of them."
+      )
+    if not loss.temperature_learning_rate > 0:
+      raise ConfigError(
+        f"loss.temperature_learning_rate must be > 0, got {loss.temperature_learning_rate}."
+      )
+    if "sweep" in config and config.sweep.population:
+      raise ConfigError(
+        "sweep.population trains members that differ in loss.temperature, which a learned "
+        "temperature replaces; set sweep.population=False."
+      )
   _choice(
     "temperature schedule (loss.temperature_schedule)",
     loss.temperature_schedule,

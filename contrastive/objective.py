@@ -35,6 +35,12 @@ def layout(name, z1, z2, bank, indices):
 
 
 TEMPERATURE_SCHEDULES = ("constant", "cosine", "linear")
+LEARNED_TEMPERATURES = ("none", "global")
+
+
+def clip_log_temperature(cfg, log_tau):
+  """A learned log-temperature held in [log temperature_min, log temperature_max]."""
+  return jnp.clip(log_tau, jnp.log(cfg.temperature_min), jnp.log(cfg.temperature_max))
 
 
 def temperature_schedule(cfg, steps_per_epoch: int):

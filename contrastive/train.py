@@ -57,6 +57,10 @@ class TrainState:
   batch_stats: Any
   opt_state: Any
   bank: jax.Array | None  # [num_train, out_dim] NPID memory bank, or None
+  # A learned global temperature (loss.temperature_learned="global"): log tau and its
+  # Adam state; None otherwise.
+  log_temperature: jax.Array | None = None
+  temperature_opt_state: Any = None
 
 
 # ----------------------------------------------------------------------------------
@@ -77,6 +81,7 @@ class Setup:
   bank_momentum: float
   mesh: jax.sharding.Mesh
   temperature_schedule: Any = None  # step -> tau (`objective.temperature_schedule`)
+  temperature_tx: Any = None  # the learned temperature's optimizer, or None
 
 
 def create_state(setup: Setup, key, image_shape, num_train: int) -> TrainState:
@@ -89,12 +94,18 @@ def create_state(setup: Setup, key, image_shape, num_train: int) -> TrainState:
   bank = None
   if objective.uses_bank(setup.loss):
     bank = numerics.l2_normalize(jax.random.normal(k_bank, (num_train, setup.model.head.out_dim)))
+  log_tau = tau_opt = None
+  if setup.temperature_tx is not None:
+    log_tau = jnp.log(jnp.asarray(setup.loss.temperature, jnp.float32))
+    tau_opt = setup.temperature_tx.init(log_tau)
   state = TrainState(
     step=jnp.zeros((), jnp.int32),
     params=params,
     batch_stats=variables.get("batch_stats", {}),
     opt_state=setup.tx.init(params),
     bank=bank,
+    log_temperature=log_tau,
+    temperature_opt_state=tau_opt,
   )
   return jax.device_put(state, NamedSharding(setup.mesh, P()))
 
@@ -135,8 +146,10 @@ def _update(state: TrainState, batch: dict, root_key, setup: Setup, temperature=
   loss_key = jax.random.fold_in(jax.random.fold_in(root_key, 2), state.step)
   if setup.temperature_schedule is not None:
     temperature = setup.temperature_schedule(state.step)
+  learned = state.log_temperature is not None
 
-  def loss_fn(params):
+  def loss_fn(params, log_tau):
+    tau = jnp.exp(log_tau) if learned else temperature
     (_, z), updates = setup.model.apply(
       {"params": params, "batch_stats": state.batch_stats},
       jnp.concatenate([batch["view1"], batch["view2"]]),
@@ -151,21 +164,30 @@ def _update(state: TrainState, batch: dict, root_key, setup: Setup, temperature=
       indices=batch["index"],
       bank=state.bank,
       key=loss_key,
-      temperature=temperature,
+      temperature=tau,
       mesh=setup.mesh,
     )
     return value, (updates["batch_stats"], z1, z2)
 
-  (loss, (batch_stats, z1, z2)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+  (loss, (batch_stats, z1, z2)), (grads, tau_grad) = jax.value_and_grad(
+    loss_fn, argnums=(0, 1), has_aux=True
+  )(state.params, state.log_temperature if learned else jnp.zeros(()))
+  if learned:
+    temperature = jnp.exp(state.log_temperature)
   stats = _diagnostics(setup, z1, z2, batch["index"], state.bank, temperature, diagnose)
   updates, opt_state = setup.tx.update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
+  log_tau, tau_opt = state.log_temperature, state.temperature_opt_state
+  if learned:
+    tau_update, tau_opt = setup.temperature_tx.update(tau_grad, tau_opt, log_tau)
+    log_tau = objective.clip_log_temperature(setup.loss, log_tau + tau_update)
   bank = state.bank
   if bank is not None:
     bank = objective.update_bank(bank, batch["index"], z1, z2, setup.bank_momentum)
   new_state = state.replace(
-    step=state.step + 1, params=params, batch_stats=batch_stats, opt_state=opt_state, bank=bank
-  )
+    step=state.step + 1, params=params, batch_stats=batch_stats, opt_state=opt_state, bank=bank,
+    log_temperature=log_tau, temperature_opt_state=tau_opt,
+  )  # fmt: skip
   step_metrics = {
     "loss": loss,
     "learning_rate": jnp.asarray(setup.schedule(state.step)),
@@ -346,6 +368,11 @@ def make_setup(config, mesh, num_train: int, per_epoch: int | None = None) -> tu
     bank_momentum=config.loss.bank_momentum,
     mesh=mesh,
     temperature_schedule=objective.temperature_schedule(config.loss, per_epoch),
+    temperature_tx=(
+      optax.adam(config.loss.temperature_learning_rate)
+      if config.loss.get("temperature_learned", "none") == "global"
+      else None
+    ),
   ), num_steps
 
 
@@ -393,6 +420,8 @@ def describe(config, run: Run, temperatures=None, workdir=None) -> str:
     tau = f"cosine {config.loss.temperature_min:g}..{config.loss.temperature_max:g}"
   elif schedule == "linear":
     tau = f"linear {config.loss.temperature_max:g} -> {config.loss.temperature:g}"
+  if config.loss.get("temperature_learned", "none") == "global":
+    tau = f"learned from {config.loss.temperature:g}"
   loss = f"{config.loss.name} ({config.loss.layout}, tau {tau})"
   where = " ".join(filter(None, (config.get("config_file"), workdir and f"-> {workdir}")))
   return (

@@ -7,9 +7,12 @@ import os
 import subprocess
 import sys
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from contrastive import checkpoint
 from contrastive import config as config_lib
 from contrastive import evaluate
 from contrastive import objective
@@ -346,3 +349,46 @@ def test_cifar10_config_end_to_end_under_mock_data(tmp_path):
   assert steps == [2, 3, 4, 6]  # the second run resumed at step 3, not from scratch
   for key in ("knn_accuracy", "linear_accuracy", "uniformity", "tolerance", "alignment"):
     assert np.isfinite(second[key])
+
+
+def test_a_learned_global_temperature_follows_its_gradient_within_its_range(tmp_path):
+  config = _tiny_config()
+  config.loss.temperature_learned, config.loss.temperature_learning_rate = "global", 0.05
+  config.loss.temperature_min, config.loss.temperature, config.loss.temperature_max = 0.1, 0.2, 0.5
+  run = train.build_run(config)
+  assert float(run.state.log_temperature) == pytest.approx(math.log(0.2))
+  # The gradient the step takes for log tau is the loss's: a central finite difference.
+  z1, z2 = (jax.random.normal(k, (16, 8)) for k in jax.random.split(jax.random.key(0), 2))
+
+  def loss(log_tau):
+    return objective.loss(config.loss, z1, z2, indices=None, bank=None, key=None,
+                          temperature=jnp.exp(log_tau))  # fmt: skip
+
+  x, h = math.log(0.2), 1e-3
+  grad = float(jax.grad(loss)(jnp.float32(x)))
+  fd = (float(loss(jnp.float32(x + h))) - float(loss(jnp.float32(x - h)))) / (2 * h)
+  assert grad == pytest.approx(fd, rel=1e-2) and abs(grad) > 1e-3
+  step_fn = train.jit_train_step(run.setup)
+  state, taus = run.state, []
+  for _ in range(6):
+    state, metrics = step_fn(state, run.data.train, run.root, diagnose=True)
+    taus.append(float(metrics["temperature"]))
+  assert taus[0] == pytest.approx(0.2) and len(set(taus)) > 1  # it moves, step by step
+  assert all(0.1 - 1e-6 <= t <= 0.5 + 1e-6 for t in taus)
+  # Its range holds whatever the gradient says.
+  far = objective.clip_log_temperature(config.loss, jnp.asarray([-10.0, 0.0, 10.0]))
+  np.testing.assert_allclose(np.exp(far), [0.1, 0.5, 0.5], rtol=1e-6)
+  assert "contrastive (simclr, tau learned from 0.2)" in train.describe(config, run)
+  # Checkpointed and resumed exactly: 3 steps, save, restore into a fresh state, 3 more.
+  ckpt = checkpoint.Checkpointer(str(tmp_path), every=3, keep=1)
+  resumed = train.build_run(config).state  # run.state was donated to the first steps
+  for _ in range(3):
+    resumed, _ = step_fn(resumed, run.data.train, run.root, diagnose=False)
+  ckpt.save(3, resumed)
+  resumed = ckpt.restore_latest(train.build_run(config).state)
+  ckpt.close()
+  for _ in range(3):
+    resumed, _ = step_fn(resumed, run.data.train, run.root, diagnose=False)
+  for a, b in zip(jax.tree.leaves(resumed), jax.tree.leaves(state), strict=True):
+    np.testing.assert_array_equal(a, b)  # log tau and its Adam state included
+  assert float(resumed.log_temperature) == float(state.log_temperature)
