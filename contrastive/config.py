@@ -152,12 +152,25 @@ def _check_temperature_schedule(config) -> None:
   loss = config.loss
   _choice("learned temperature (loss.temperature_learned)", loss.temperature_learned,
           objective.LEARNED_TEMPERATURES)  # fmt: skip
-  if loss.temperature_learned != "none":
-    if loss.temperature_schedule != "constant":
-      raise ConfigError(
-        "loss.temperature_learned and loss.temperature_schedule both set tau; keep one "
-        "(loss.temperature_schedule='constant' or loss.temperature_learned='none')."
-      )
+  _choice(
+    "temperature schedule (loss.temperature_schedule)",
+    loss.temperature_schedule,
+    objective.TEMPERATURE_SCHEDULES,
+  )
+  learned = loss.temperature_learned != "none"
+  scheduled = loss.temperature_schedule != "constant"
+  if learned and scheduled:
+    raise ConfigError(
+      "loss.temperature_learned and loss.temperature_schedule both set tau; keep one "
+      "(loss.temperature_schedule='constant' or loss.temperature_learned='none')."
+    )
+  if (learned or scheduled) and "sweep" in config and config.sweep.population:
+    what = "learned" if learned else f"{loss.temperature_schedule!r} temperature schedule"
+    raise ConfigError(
+      f"sweep.population trains members that differ in loss.temperature, which a {what} "
+      f"{'temperature ' if learned else ''}replaces; set sweep.population=False."
+    )
+  if learned:
     if not 0 < loss.temperature_min <= loss.temperature <= loss.temperature_max:
       raise ConfigError(
         f"a learned temperature starts at loss.temperature={loss.temperature} inside "
@@ -168,17 +181,7 @@ def _check_temperature_schedule(config) -> None:
       raise ConfigError(
         f"loss.temperature_learning_rate must be > 0, got {loss.temperature_learning_rate}."
       )
-    if "sweep" in config and config.sweep.population:
-      raise ConfigError(
-        "sweep.population trains members that differ in loss.temperature, which a learned "
-        "temperature replaces; set sweep.population=False."
-      )
-  _choice(
-    "temperature schedule (loss.temperature_schedule)",
-    loss.temperature_schedule,
-    objective.TEMPERATURE_SCHEDULES,
-  )
-  if loss.temperature_schedule == "constant":
+  if not scheduled:
     return
   if not 0 < loss.temperature_min <= loss.temperature_max:
     raise ConfigError(
@@ -190,11 +193,6 @@ def _check_temperature_schedule(config) -> None:
   ]
   if not loss[key] > 0:
     raise ConfigError(f"loss.{key} must be > 0, got {loss[key]}.")
-  if "sweep" in config and config.sweep.population:
-    raise ConfigError(
-      "sweep.population trains members that differ in loss.temperature, which a "
-      f"{loss.temperature_schedule!r} temperature schedule replaces; set sweep.population=False."
-    )
 
 
 def _check_streamed(config) -> None:
