@@ -41,24 +41,9 @@ def _final_params(workdir):
   return step, tree
 
 
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-  """A compilation cache the module's runs share, as run.py's runs do: the first
-  run compiles, the others load (the same programs, so the same results)."""
-  return tmp_path_factory.mktemp("compilation_cache")
-
-
-@pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory, cache):
-  workdir = tmp_path_factory.mktemp("uninterrupted")
-  proc = _start(workdir, cache)
-  _, err = proc.communicate(timeout=600)
-  assert proc.returncode == 0, err[-3000:]
-  return workdir
-
-
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
-def test_killed_run_resumes_to_identical_results(tmp_path, uninterrupted, cache, sig):
+def test_killed_run_resumes_to_identical_results(tmp_path, tiny_uninterrupted, tiny_cache, sig):
+  uninterrupted, cache = tiny_uninterrupted, tiny_cache
   proc = _start(tmp_path, cache)
   first = tmp_path / "checkpoints" / "10"
   deadline = time.time() + 300
