@@ -43,6 +43,7 @@ def main():
   config.data.batch_size = args.batch
   config.model.update(encoder=args.encoder, width=args.width)
   config.optimizer.update(schedule="constant")
+  config.eval.update(online_probe=False, monitor_every=0)  # the contrastive step alone
 
   run = train.build_run(config)
   pop_step = train.jit_population_step(run.setup, jnp.asarray(taus))

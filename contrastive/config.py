@@ -86,6 +86,15 @@ def base() -> ml_collections.ConfigDict:
       # [log temperature_min, log temperature_max] after each step; "none": not learned.
       temperature_learned="none",
       temperature_learning_rate=1e-3,
+      # "per_sample": tau_i per training instance (a row each, like the memory bank),
+      # moved by iSogCLR's rule (Qiu et al., ICML 2023; objective.update_sample_
+      # temperatures), the defaults their unimodal code's: DRO radius rho, the
+      # moving estimate's weight gamma, momentum beta_u, step eta; clipped to
+      # [temperature_min, temperature_max] (theirs 0.05, 1.0; they start at 0.1).
+      temperature_rho=0.4,
+      temperature_gamma=0.8,
+      temperature_momentum=0.5,
+      temperature_sample_learning_rate=0.03,
       num_hard=4095,
       hard_fraction=config_dict.placeholder(float),
       simple_weight=config_dict.placeholder(float),
@@ -129,6 +138,16 @@ def base() -> ml_collections.ConfigDict:
       linear_batch_size=256,
       linear_decay_epochs=(40, 60, 80),
       linear_decay_factor=0.2,
+      # Training-time probes; neither changes the backbone's updates. online_probe: a
+      # linear classifier on the encoder's stop-gradient features of the training views,
+      # trained alongside (SGD, momentum 0.9, at online_probe_learning_rate; logged as
+      # probe_loss and probe_accuracy; results.json's online_linear_accuracy). A kNN
+      # monitor every monitor_every steps (0: off): the first monitor_examples test
+      # images against as many training images, logged as knn_monitor.
+      online_probe=False,
+      online_probe_learning_rate=0.1,
+      monitor_every=0,
+      monitor_examples=1000,
     )
   )
   # A grid of runs (contrastive.sweep): override strings, one per run, each trained
@@ -181,6 +200,8 @@ def _check_temperature_schedule(config) -> None:
       raise ConfigError(
         f"loss.temperature_learning_rate must be > 0, got {loss.temperature_learning_rate}."
       )
+  if loss.temperature_learned == "per_sample":
+    _check_per_sample(loss)
   if not scheduled:
     return
   if not 0 < loss.temperature_min <= loss.temperature_max:
@@ -195,6 +216,27 @@ def _check_temperature_schedule(config) -> None:
     raise ConfigError(f"loss.{key} must be > 0, got {loss[key]}.")
 
 
+def _check_per_sample(loss) -> None:
+  served = loss.name in objective.PER_SAMPLE_LOSSES and loss.layout in objective.PER_SAMPLE_LAYOUTS
+  if not served:
+    raise ConfigError(
+      f"a per-sample temperature serves loss.name in {objective.PER_SAMPLE_LOSSES} with "
+      f"loss.layout in {objective.PER_SAMPLE_LAYOUTS}, not {loss.name!r} with {loss.layout!r}; "
+      "change them or set loss.temperature_learned='global'."
+    )
+  if loss.block_size is not None:
+    raise ConfigError("a per-sample temperature needs the dense kernels; unset loss.block_size.")
+  ranges = {
+    "loss.temperature_sample_learning_rate": (loss.temperature_sample_learning_rate, "> 0"),
+    "loss.temperature_gamma": (loss.temperature_gamma, "in (0, 1]"),
+    "loss.temperature_momentum": (loss.temperature_momentum, "in (0, 1]"),
+  }
+  for key, (value, want) in ranges.items():
+    ok = value > 0 if want == "> 0" else 0 < value <= 1
+    if not ok:
+      raise ConfigError(f"{key} must be {want}, got {value}.")
+
+
 def _check_streamed(config) -> None:
   """What a dataset streamed from disk (`data.streaming`) cannot do."""
   name = config.data.name
@@ -203,6 +245,7 @@ def _check_streamed(config) -> None:
     "data.digits_pool": config.data.digits_pool,
     "data.train_examples": config.data.train_examples,
     "sweep.population": "sweep" in config and config.sweep.population,
+    "eval.monitor_every": config.eval.monitor_every,
   }
   for key, value in unsupported.items():
     if value:
@@ -245,10 +288,17 @@ def check(config) -> None:
     "train.num_epochs": config.train.num_epochs,
     "optimizer.learning_rate": config.optimizer.learning_rate,
     "train.log_every": config.train.log_every,
+    "eval.online_probe_learning_rate": config.eval.online_probe_learning_rate,
+    "eval.monitor_examples": config.eval.monitor_examples,
   }
   for name, value in positive.items():
     if not value > 0:
       raise ConfigError(f"{name} must be > 0, got {value}.")
+  if not (isinstance(config.eval.monitor_every, int) and config.eval.monitor_every >= 0):
+    raise ConfigError(
+      f"eval.monitor_every must be a whole number of steps >= 0 (0 = no kNN monitor), got "
+      f"{config.eval.monitor_every!r}."
+    )
   if config.data.digits_pool < 0 or config.data.digits_size < 0:
     raise ConfigError(
       f"data.digits_pool and data.digits_size must be >= 0 (0 = off / unresized), got "

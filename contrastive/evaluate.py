@@ -205,6 +205,42 @@ def encode(model, state, images, *, batch_size: int = 512):
   return np.concatenate(feats), np.concatenate(projs)
 
 
+def knn_monitor(config, run):
+  """The kNN monitor of a run (eval.monitor_every): a function state -> the weighted
+  kNN accuracy of the first eval.monitor_examples test images against as many
+  training images, encoded clean (eval-mode BatchNorm) by the state's encoder; for a
+  population's stacked state, a list with each member's. The slices are cut once, here.
+  A device-held dataset only (a streamed one is refused by the config's check)."""
+  replicated = NamedSharding(run.setup.mesh, P())
+
+  def head(data):
+    n = min(config.eval.monitor_examples, data.num_examples)
+    cut = jax.jit(lambda d: (pipeline.eval_images(d, 0, n), d.labels[:n]),
+                  out_shardings=replicated)  # fmt: skip
+    images, labels = cut(data)
+    return images, np.asarray(labels)
+
+  (train_x, train_y), (test_x, test_y) = head(run.data.train), head(run.data.test)
+
+  def accuracy(state):
+    return knn_accuracy(
+      encode(run.setup.model, state, train_x)[0],
+      train_y,
+      encode(run.setup.model, state, test_x)[0],
+      test_y,
+      num_classes=run.data.num_classes,
+      k=config.eval.knn_k,
+      temperature=config.eval.knn_temperature,
+    )
+
+  def monitor(state):
+    if np.ndim(state.step) == 0:
+      return accuracy(state)
+    return [accuracy(jax.tree.map(lambda x, i=i: x[i], state)) for i in range(len(state.step))]
+
+  return monitor
+
+
 def _device_features(run, state):
   """Features of a device-held run's splits: (train_f, train_y, test_f, test_z, test_y,
   z1, z2, (train pixels, test pixels))."""
@@ -323,6 +359,11 @@ def evaluate_state(config, run, state) -> dict:
     "linear_accuracy": linear(train_y, test_y, num_classes),
     **representation_metrics(test_z, test_y, z1, z2),
   }
+  probe = getattr(state, "probe_params", None)
+  if probe is not None:  # the online probe trained alongside (eval.online_probe)
+    probe = jax.tree.map(np.asarray, probe)
+    logits = test_f @ probe["w"] + probe["b"]
+    results["online_linear_accuracy"] = float(np.mean(np.argmax(logits, -1) == test_y))
   if pixels is not None:
     results["pixel_knn_accuracy"] = knn(pixels[0], train_y, pixels[1], test_y, num_classes)
   for name, probe in run.data.probes.items():

@@ -32,6 +32,7 @@ USER_ERRORS = (
 SUMMARY_KEYS = (
   "knn_accuracy",
   "linear_accuracy",
+  "online_linear_accuracy",
   "pixel_knn_accuracy",
   "uniformity",
   "tolerance",

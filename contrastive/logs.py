@@ -60,7 +60,9 @@ class MetricWriter:
       self._tb_dir = tempfile.mkdtemp(prefix="tensorboard-") if self._remote else None
       self._tb = tf.summary.create_file_writer(self._tb_dir or os.path.join(workdir, "tensorboard"))
 
-  def write(self, step: int, scalars: dict) -> None:
+  def write(self, step: int, scalars: dict, histograms: dict | None = None) -> None:
+    """A row of `scalars` (metrics.jsonl and TensorBoard); `histograms` (name ->
+    array of values, e.g. the per-sample temperatures) go to TensorBoard only."""
     row = {"step": int(step), **{k: float(v) for k, v in scalars.items()}}
     if not self.enabled:
       return
@@ -72,6 +74,8 @@ class MetricWriter:
       with self._tb.as_default(step=int(step)):
         for k, v in scalars.items():
           self._tf.summary.scalar(k, float(v))
+        for k, v in (histograms or {}).items():
+          self._tf.summary.histogram(k, v)
       self._tb.flush()
 
   def flush(self) -> None:

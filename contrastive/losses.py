@@ -13,10 +13,12 @@ Two levels:
 
 Hyperparameters are keyword-only. `temperature` may be a traced scalar, so an
 analysis can `jax.vmap` a kernel over a temperature grid; a concrete one must be
-> 0 (checked before any compute). Every kernel computes in float32 (or float64 for
-float64 inputs) whatever its input dtype, and every softmax-type kernel is
-max-shifted, so it is finite at temperature 0.01 with similarities at exactly +1
-and -1, in float32 and with bfloat16 inputs.
+> 0 (checked before any compute). The similarity-level contrastive kernels
+(`contrastive_loss`, `hard_contrastive_loss`, `relative_penalty`) also take one
+temperature per anchor, `[N]` (a learned per-sample temperature). Every kernel
+computes in float32 (or float64 for float64 inputs) whatever its input dtype, and
+every softmax-type kernel is max-shifted, so it is finite at temperature 0.01 with
+similarities at exactly +1 and -1, in float32 and with bfloat16 inputs.
 """
 
 import math
@@ -62,13 +64,19 @@ def _log_odds(pos, neg, neg_mask, temperature):
       gradient is finite too); has_neg: [N] bool.
   """
   has_neg = jnp.any(neg_mask, axis=-1)
-  t = jnp.asarray(temperature, pos.dtype)
+  t = _per_anchor(temperature, pos.dtype)
   x = jnp.where(neg_mask, (neg - pos[:, None]) / t, -jnp.inf)
   x = jnp.where(has_neg[:, None], x, 0.0)
   # Every row now has a finite entry, so a plain max-shift suffices; it is ~25%
   # faster than jax.nn.logsumexp (whose inf handling is not needed) at 2N = 2048.
   m = jax.lax.stop_gradient(jnp.max(x, axis=-1))
   return m + jnp.log(jnp.sum(jnp.exp(x - m[:, None]), axis=-1)), has_neg
+
+
+def _per_anchor(temperature, dtype):
+  """A scalar temperature, or one per anchor [N] as a column [N, 1] against [N, K]."""
+  t = jnp.asarray(temperature, dtype)
+  return t[:, None] if t.ndim == 1 else t
 
 
 def contrastive_loss(pos, neg, *, temperature, neg_mask=None) -> jax.Array:
@@ -81,6 +89,7 @@ def contrastive_loss(pos, neg, *, temperature, neg_mask=None) -> jax.Array:
     neg: [N, K] negative similarities s_ik.
     temperature: tau > 0, a Python or traced scalar.
     neg_mask: optional [N, K] bool, False where `neg` is not a negative.
+      (`temperature` may also be [N], anchor i's tau_i.)
 
   Returns:
     [N] per-anchor losses.
@@ -338,6 +347,46 @@ def _macl_from_log_odds(d):
   """MACL's per-anchor loss from d_i: value softplus(d) / sigmoid(d), gradient d's."""
   value = jax.lax.stop_gradient(_softplus_over_sigmoid(d))
   return value + (d - jax.lax.stop_gradient(d))
+
+
+def isogclr_temperature_gradient(neg, neg_mask, *, temperature, rho, log_s=None, gamma=1.0):
+  """The gradient of iSogCLR's per-sample temperature objective, and its estimate s.
+
+  Anchor i's temperature tau_i minimises F_i(tau) = tau (log g_i(tau) + rho), with
+  g_i(tau) = mean_{k valid} exp(s_ik / tau) (the dual of a KL-constrained DRO over the
+  negatives, radius rho). dF_i/dtau = log g_i + rho - mean_k w_ik s_ik / tau, with
+  w_ik = exp(s_ik / tau) / g_i. iSogCLR replaces g_i by a moving average over the
+  visits of instance i, s_i = (1 - gamma) s_i + gamma g_i (s_i = g_i on the first
+  visit, and always for gamma = 1, where this is exactly dF_i/dtau).
+
+  Args:
+    neg: [N, K] negative similarities; neg_mask: [N, K] bool or None.
+    temperature: [N] (or a scalar) tau_i > 0.
+    rho: the DRO radius (iSogCLR's unimodal default 0.4).
+    log_s: [N] log s_i before this batch, -inf where never visited; None: g_i.
+    gamma: the moving average's weight on this batch.
+
+  Returns:
+    (dF/dtau [N], log s_i after this batch [N]); in log space, so finite down to
+    tau = 0.01 with s_ik = 1, where exp(s / tau) overflows float32.
+
+  References:
+    Qiu et al., "Not All Semantics are Created Equal: Contrastive Self-supervised
+    Learning with Automatic Temperature Individualization", ICML 2023, Eq. 5 and
+    their code's SogCLR_DRO_Loss.
+  """
+  neg = numerics.as_compute(neg)
+  mask = jnp.ones(neg.shape, bool) if neg_mask is None else jnp.asarray(neg_mask, bool)
+  t = _per_anchor(temperature, neg.dtype)
+  x = jnp.where(mask, neg / t, -jnp.inf)
+  count = jnp.maximum(jnp.sum(mask, axis=-1), 1)
+  log_g = jax.nn.logsumexp(x, axis=-1) - jnp.log(count)
+  if log_s is not None:
+    mixed = jnp.logaddexp(jnp.log1p(-gamma) + log_s, jnp.log(gamma) + log_g) if gamma < 1 else log_g
+    log_g = jnp.where(jnp.isfinite(log_s), mixed, log_g)
+  weights = jnp.exp(x - log_g[:, None])
+  grad = log_g + rho - jnp.sum(jnp.where(mask, weights * x, 0.0), axis=-1) / count
+  return grad, log_g
 
 
 def relative_penalty(pos, neg, *, temperature, neg_mask=None) -> jax.Array:

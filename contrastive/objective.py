@@ -35,12 +35,72 @@ def layout(name, z1, z2, bank, indices):
 
 
 TEMPERATURE_SCHEDULES = ("constant", "cosine", "linear")
-LEARNED_TEMPERATURES = ("none", "global")
+LEARNED_TEMPERATURES = ("none", "global", "per_sample")
+# The losses and layouts a per-sample temperature serves: one tau_i per anchor.
+PER_SAMPLE_LOSSES = ("contrastive", "hard_contrastive")
+PER_SAMPLE_LAYOUTS = ("simclr", "memory_bank")
+# iSogCLR's clip on the per-sample temperature gradient (their code's grad_clip).
+PER_SAMPLE_GRADIENT_CLIP = 3.0
 
 
 def clip_log_temperature(cfg, log_tau):
   """A learned log-temperature held in [log temperature_min, log temperature_max]."""
   return jnp.clip(log_tau, jnp.log(cfg.temperature_min), jnp.log(cfg.temperature_max))
+
+
+def init_sample_temperatures(cfg, num_train: int) -> dict:
+  """A per-sample temperature's state (loss.temperature_learned="per_sample"), a row
+  per training instance like the memory bank: tau_i (from loss.temperature), the
+  momentum of its updates, and log s_i, the moving estimate of g_i (-inf: unvisited)."""
+  return {
+    "tau": jnp.full((num_train,), cfg.temperature, jnp.float32),
+    "momentum": jnp.zeros((num_train,), jnp.float32),
+    "log_s": jnp.full((num_train,), -jnp.inf, jnp.float32),
+  }
+
+
+def anchor_temperatures(sample: dict, indices) -> jax.Array:
+  """The [2B] temperatures of a batch's anchors (both views of instance i: tau_i), in
+  the order `layout` gives its anchors (first views, then second views)."""
+  tau = sample["tau"][indices]
+  return jnp.concatenate([tau, tau])
+
+
+def update_sample_temperatures(cfg, sample: dict, z1, z2, *, indices, bank) -> dict:
+  """iSogCLR's step on the batch's per-sample temperatures (Qiu et al., ICML 2023).
+
+  For each anchor, the gradient of F(tau) = tau (log s + rho) (`losses.
+  isogclr_temperature_gradient`, s the moving estimate with weight
+  cfg.temperature_gamma); an instance's two anchors are averaged (and their s),
+  clipped to +-PER_SAMPLE_GRADIENT_CLIP, folded into a momentum u = (1 - beta) u +
+  beta grad (beta = cfg.temperature_momentum), and tau_i <- clip(tau_i - eta u,
+  temperature_min, temperature_max), eta = cfg.temperature_sample_learning_rate: their
+  code's `SogCLR_DRO_Loss` update. No gradient reaches the network from here.
+  """
+  z1, z2 = jax.lax.stop_gradient(z1), jax.lax.stop_gradient(z2)
+  _, neg, mask = layout(cfg.layout, z1, z2, bank, indices)
+  log_s = sample["log_s"][indices]
+  grad, log_s_new = losses.isogclr_temperature_gradient(
+    neg,
+    mask,
+    temperature=anchor_temperatures(sample, indices),
+    rho=cfg.temperature_rho,
+    log_s=jnp.concatenate([log_s, log_s]),
+    gamma=cfg.temperature_gamma,
+  )
+  b = indices.shape[0]
+  limit = PER_SAMPLE_GRADIENT_CLIP
+  grad = jnp.clip((grad[:b] + grad[b:]) / 2, -limit, limit)
+  beta = cfg.temperature_momentum
+  momentum = (1 - beta) * sample["momentum"][indices] + beta * grad
+  tau = sample["tau"][indices] - cfg.temperature_sample_learning_rate * momentum
+  tau = jnp.clip(tau, cfg.temperature_min, cfg.temperature_max)
+  log_s = jnp.logaddexp(log_s_new[:b], log_s_new[b:]) - jnp.log(2.0)  # (s1 + s2) / 2
+  return {
+    "tau": sample["tau"].at[indices].set(tau),
+    "momentum": sample["momentum"].at[indices].set(momentum),
+    "log_s": sample["log_s"].at[indices].set(log_s),
+  }
 
 
 def temperature_schedule(cfg, steps_per_epoch: int):
@@ -207,7 +267,7 @@ def diagnostics(cfg, z1, z2, *, indices, bank, temperature=None):
       "penalty_entropy": jnp.mean(
         analysis.penalty_entropy(pos, neg, temperature=tau, neg_mask=mask)
       ),
-      "temperature": jnp.asarray(tau, jnp.float32),
+      "temperature": jnp.mean(jnp.asarray(tau, jnp.float32)),  # per-sample: the batch's mean
       "batch_alignment": metrics.alignment(z1, z2),
       "batch_uniformity": metrics.uniformity(z1),
       **extra,

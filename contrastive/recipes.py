@@ -25,13 +25,17 @@ def quickstart():
   c.eval.update(
     linear_epochs=30, linear_learning_rate=0.1, linear_decay_epochs=(20,), linear_decay_factor=0.1
   )
+  # Training-time probes: an online linear probe, a kNN monitor every 3 epochs.
+  c.eval.update(online_probe=True, monitor_every=3 * (10_000 // 128))
   return c
 
 
 def small():
-  """The `small` scale the paper studies share: the quickstart for 6 epochs."""
+  """The `small` scale the paper studies share: the quickstart for 6 epochs, without
+  its training-time probes (the studies measure the trained states)."""
   c = quickstart()
   c.train.num_epochs = 6
+  c.eval.update(online_probe=False, monitor_every=0)
   return c
 
 

@@ -61,10 +61,21 @@ class TrainState:
   # Adam state; None otherwise.
   log_temperature: jax.Array | None = None
   temperature_opt_state: Any = None
+  # A per-sample temperature (loss.temperature_learned="per_sample"): a row per
+  # training instance, `objective.init_sample_temperatures`; None otherwise.
+  sample_temperature: Any = None
+  # The online linear probe (eval.online_probe): a classifier on the encoder's
+  # stop-gradient features, {"w", "b"}, and its optimizer state; None otherwise.
+  probe_params: Any = None
+  probe_opt_state: Any = None
 
 
 # ----------------------------------------------------------------------------------
 # State, step.
+
+
+# The step metric holding every per-sample temperature: logged as a histogram.
+SAMPLE_TEMPERATURES = "sample_temperatures"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,6 +93,8 @@ class Setup:
   mesh: jax.sharding.Mesh
   temperature_schedule: Any = None  # step -> tau (`objective.temperature_schedule`)
   temperature_tx: Any = None  # the learned temperature's optimizer, or None
+  probe_tx: Any = None  # the online linear probe's optimizer, or None
+  probe_classes: int = 0  # the online probe's number of classes
 
 
 def create_state(setup: Setup, key, image_shape, num_train: int) -> TrainState:
@@ -98,6 +111,19 @@ def create_state(setup: Setup, key, image_shape, num_train: int) -> TrainState:
   if setup.temperature_tx is not None:
     log_tau = jnp.log(jnp.asarray(setup.loss.temperature, jnp.float32))
     tau_opt = setup.temperature_tx.init(log_tau)
+  sample = None
+  if setup.loss.get("temperature_learned", "none") == "per_sample":
+    sample = objective.init_sample_temperatures(setup.loss, num_train)
+  probe = probe_opt = None
+  if setup.probe_tx is not None:
+    width = jax.eval_shape(
+      lambda: setup.model.apply(variables, jnp.zeros((1,) + tuple(image_shape)), train=False)
+    )[0].shape[-1]
+    probe = {
+      "w": jnp.zeros((width, setup.probe_classes), jnp.float32),
+      "b": jnp.zeros((setup.probe_classes,), jnp.float32),
+    }
+    probe_opt = setup.probe_tx.init(probe)
   state = TrainState(
     step=jnp.zeros((), jnp.int32),
     params=params,
@@ -106,6 +132,9 @@ def create_state(setup: Setup, key, image_shape, num_train: int) -> TrainState:
     bank=bank,
     log_temperature=log_tau,
     temperature_opt_state=tau_opt,
+    sample_temperature=sample,
+    probe_params=probe,
+    probe_opt_state=probe_opt,
   )
   return jax.device_put(state, NamedSharding(setup.mesh, P()))
 
@@ -147,10 +176,13 @@ def _update(state: TrainState, batch: dict, root_key, setup: Setup, temperature=
   if setup.temperature_schedule is not None:
     temperature = setup.temperature_schedule(state.step)
   learned = state.log_temperature is not None
+  sample = state.sample_temperature
+  if sample is not None:  # tau_i of each anchor's instance
+    temperature = objective.anchor_temperatures(sample, batch["index"])
 
   def loss_fn(params, log_tau):
     tau = jnp.exp(log_tau) if learned else temperature
-    (_, z), updates = setup.model.apply(
+    (h, z), updates = setup.model.apply(
       {"params": params, "batch_stats": state.batch_stats},
       jnp.concatenate([batch["view1"], batch["view2"]]),
       train=True,
@@ -167,9 +199,9 @@ def _update(state: TrainState, batch: dict, root_key, setup: Setup, temperature=
       temperature=tau,
       mesh=setup.mesh,
     )
-    return value, (updates["batch_stats"], z1, z2)
+    return value, (updates["batch_stats"], z1, z2, h)
 
-  (loss, (batch_stats, z1, z2)), (grads, tau_grad) = jax.value_and_grad(
+  (loss, (batch_stats, z1, z2, h)), (grads, tau_grad) = jax.value_and_grad(
     loss_fn, argnums=(0, 1), has_aux=True
   )(state.params, state.log_temperature if learned else jnp.zeros(()))
   if learned:
@@ -181,20 +213,61 @@ def _update(state: TrainState, batch: dict, root_key, setup: Setup, temperature=
   if learned:
     tau_update, tau_opt = setup.temperature_tx.update(tau_grad, tau_opt, log_tau)
     log_tau = objective.clip_log_temperature(setup.loss, log_tau + tau_update)
+  sample_metrics = {}
+  if sample is not None:  # before the bank moves: the negatives the loss saw
+    sample = objective.update_sample_temperatures(
+      setup.loss, sample, z1, z2, indices=batch["index"], bank=state.bank
+    )
+    sample_metrics = {
+      "sample_temperature_mean": jnp.mean(sample["tau"]),
+      "sample_temperature_std": jnp.std(sample["tau"]),
+      SAMPLE_TEMPERATURES: sample["tau"],  # a histogram in TensorBoard, at logged steps
+    }
   bank = state.bank
   if bank is not None:
     bank = objective.update_bank(bank, batch["index"], z1, z2, setup.bank_momentum)
+  probe, probe_opt, probe_metrics = state.probe_params, state.probe_opt_state, {}
+  if probe is not None:
+    labels = jnp.concatenate([batch["label"], batch["label"]])
+    probe, probe_opt, probe_metrics = _probe_update(setup, probe, probe_opt, h, labels)
   new_state = state.replace(
     step=state.step + 1, params=params, batch_stats=batch_stats, opt_state=opt_state, bank=bank,
-    log_temperature=log_tau, temperature_opt_state=tau_opt,
+    log_temperature=log_tau, temperature_opt_state=tau_opt, sample_temperature=sample,
+    probe_params=probe, probe_opt_state=probe_opt,
   )  # fmt: skip
   step_metrics = {
     "loss": loss,
     "learning_rate": jnp.asarray(setup.schedule(state.step)),
     "grad_norm": optax.tree.norm(grads),
     **stats,
+    **sample_metrics,
+    **probe_metrics,
   }
   return new_state, step_metrics
+
+
+def _probe_update(setup: Setup, probe, opt_state, features, labels):
+  """One step of the online linear probe (SimCLR's code trains one alongside): a
+  softmax classifier on the encoder's features of both views, behind a stop-gradient,
+  with its own optimizer; the backbone's update never sees it. Returns (probe,
+  opt_state, {"probe_loss", "probe_accuracy"}) on this batch's training views."""
+  features = jax.lax.stop_gradient(features).astype(jnp.float32)
+
+  def loss_fn(p):
+    logits = features @ p["w"] + p["b"]
+    return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, labels)), logits
+
+  (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(probe)
+  updates, opt_state = setup.probe_tx.update(grads, opt_state, probe)
+  accuracy = jnp.mean(jnp.argmax(logits, -1) == labels)
+  return (
+    optax.apply_updates(probe, updates),
+    opt_state,
+    {
+      "probe_loss": loss,
+      "probe_accuracy": accuracy,
+    },
+  )
 
 
 def _diagnostics(setup: Setup, z1, z2, indices, bank, temperature, diagnose):
@@ -339,11 +412,14 @@ def _check_finite(step, step_metrics):
     )
 
 
-def make_setup(config, mesh, num_train: int, per_epoch: int | None = None) -> tuple[Setup, int]:
+def make_setup(
+  config, mesh, num_train: int, per_epoch: int | None = None, num_classes: int | None = None
+) -> tuple[Setup, int]:
   """The step's static objects for `config` on `mesh`, and the run's number of steps.
 
   `per_epoch`: steps per epoch, where they are not num_train // batch (a streamed
-  dataset's, `streaming.StreamData.steps_per_epoch`)."""
+  dataset's, `streaming.StreamData.steps_per_epoch`); `num_classes`: the labels'
+  (the online probe's outputs, with eval.online_probe)."""
   model = models.create(
     config.model.encoder,
     stem=config.model.stem,
@@ -353,6 +429,9 @@ def make_setup(config, mesh, num_train: int, per_epoch: int | None = None) -> tu
     head_depth=config.model.head_depth,
     dtype=models.DTYPES[config.model.dtype],
   )
+  probe = config.eval.get("online_probe", False)
+  if probe and not num_classes:
+    raise ValueError("eval.online_probe needs make_setup(..., num_classes=the labels' count).")
   if per_epoch is None:
     per_epoch = pipeline.steps_per_epoch(num_train, config.data.batch_size)
   num_steps = config.train.num_epochs * per_epoch
@@ -373,6 +452,8 @@ def make_setup(config, mesh, num_train: int, per_epoch: int | None = None) -> tu
       if config.loss.get("temperature_learned", "none") == "global"
       else None
     ),
+    probe_tx=optax.sgd(config.eval.online_probe_learning_rate, momentum=0.9) if probe else None,
+    probe_classes=num_classes or 0,
   ), num_steps
 
 
@@ -395,7 +476,9 @@ def build_run(config) -> Run:
   per_epoch = None
   if isinstance(data.train, streaming.StreamData):
     per_epoch = data.train.steps_per_epoch(config.data.batch_size)
-  setup, num_steps = make_setup(config, mesh, data.train.num_examples, per_epoch)
+  setup, num_steps = make_setup(
+    config, mesh, data.train.num_examples, per_epoch, num_classes=data.num_classes
+  )
   root = jax.random.key(config.seed)
   state = create_state(
     setup, jax.random.fold_in(root, 0), data.image_shape, data.train.num_examples
@@ -420,8 +503,11 @@ def describe(config, run: Run, temperatures=None, workdir=None) -> str:
     tau = f"cosine {config.loss.temperature_min:g}..{config.loss.temperature_max:g}"
   elif schedule == "linear":
     tau = f"linear {config.loss.temperature_max:g} -> {config.loss.temperature:g}"
-  if config.loss.get("temperature_learned", "none") == "global":
+  learned = config.loss.get("temperature_learned", "none")
+  if learned == "global":
     tau = f"learned from {config.loss.temperature:g}"
+  elif learned == "per_sample":
+    tau = f"per sample from {config.loss.temperature:g}"
   loss = f"{config.loss.name} ({config.loss.layout}, tau {tau})"
   where = " ".join(filter(None, (config.get("config_file"), workdir and f"-> {workdir}")))
   return (
@@ -454,6 +540,7 @@ def _finish(config, workdir, run: Run, state, loss, t_start, times, **extra) -> 
     print(f"evaluated in {times['evaluate']:.1f} s", flush=True)
   results = {
     **evaluation,
+    **learned_temperatures(state),
     "final_loss": loss,
     "steps": run.num_steps,
     "train_examples": run.data.train.num_examples,
@@ -470,6 +557,21 @@ def _finish(config, workdir, run: Run, state, loss, t_start, times, **extra) -> 
       paths.path(workdir, "results.json"), json.dumps(results, indent=1, default=str)
     )
   return results
+
+
+def learned_temperatures(state) -> dict:
+  """The learned temperatures a state ends with, for results.json: the global one
+  ("learned_temperature"), or the per-sample ones' distribution ("sample_temperature":
+  mean, std, min, 10/50/90th percentiles, max); {} where tau is not learned."""
+  if state.log_temperature is not None:
+    return {"learned_temperature": float(np.exp(np.asarray(state.log_temperature)))}
+  if state.sample_temperature is None:
+    return {}
+  tau = np.asarray(state.sample_temperature["tau"], np.float64)
+  p10, p50, p90 = np.percentile(tau, [10, 50, 90])
+  stats = dict(mean=tau.mean(), std=tau.std(), min=tau.min(), p10=p10, p50=p50, p90=p90,
+               max=tau.max())  # fmt: skip
+  return {"sample_temperature": {k: float(v) for k, v in stats.items()}}
 
 
 def train_and_evaluate(config, workdir: str) -> dict:
@@ -603,10 +705,13 @@ def _train_loop(config, workdir, run: Run, state, step_fn, metric_dirs, times, t
   t_loop = time.perf_counter()
   times.update(first_step=0.0, train=0.0)
   inputs = _inputs(run, start)
+  monitor_every = config.eval.get("monitor_every", 0)
+  monitor = evaluate.knn_monitor(config, run) if monitor_every else None
   try:
     for step in range(start, num_steps):
       done = step + 1
-      logged = done % config.train.log_every == 0 or done == num_steps
+      monitored = monitor is not None and done % monitor_every == 0
+      logged = done % config.train.log_every == 0 or done == num_steps or monitored
       state, step_metrics = step_fn(state, next(inputs), run.root, diagnose=logged)
       if step == start:
         jax.block_until_ready(step_metrics["loss"])
@@ -616,6 +721,12 @@ def _train_loop(config, workdir, run: Run, state, step_fn, metric_dirs, times, t
           loss = _log(writers, progress, pending, last_log, config.data.batch_size)
           last_log = (pending[0], time.perf_counter())
         pending = (done, step_metrics)
+      if monitored:  # the kNN monitor, in this step's row, written now; not timed as steps
+        jax.block_until_ready(step_metrics)
+        ready = time.perf_counter()
+        pending = (done, {**step_metrics, "knn_monitor": monitor(state)})
+        loss = _log(writers, progress, pending, last_log, config.data.batch_size, ready)
+        last_log, pending = (done, time.perf_counter()), None
       if done % ckpt.every == 0 or stop.requested or done == num_steps:
         # Never save a diverged state: the last good checkpoint must survive a NaN.
         _check_finite(done, step_metrics)
@@ -661,21 +772,25 @@ def _inputs(run: Run, start: int):
     yield jax.tree.map(lambda x: jax.make_array_from_process_local_data(sharding, x), batch)
 
 
-def _log(writers, progress, pending, last_log, batch_size) -> list[float]:
+def _log(writers, progress, pending, last_log, batch_size, ready=None) -> list[float]:
   """Writes a logged step's metrics, member i's to writers[i]; returns the losses.
 
-  Raises NonFiniteLossError on a NaN/inf loss.
+  The images/s since `last_log` are timed to `ready` (when the step's metrics were
+  ready), or to now. Raises NonFiniteLossError on a NaN/inf loss.
   """
   step, step_metrics = pending
   values = jax.device_get(step_metrics)
   _check_finite(step, values)
-  elapsed = time.perf_counter() - last_log[1]
+  histograms = {}
+  if SAMPLE_TEMPERATURES in values:  # not a scalar: TensorBoard's histogram only
+    histograms[SAMPLE_TEMPERATURES] = values.pop(SAMPLE_TEMPERATURES)
+  elapsed = (ready or time.perf_counter()) - last_log[1]
   rate = (step - last_log[0]) * batch_size / max(elapsed, 1e-9)
   member_losses = []
   for i, writer in enumerate(writers):
     scalars = {k: float(np.reshape(v, (len(writers),))[i]) for k, v in values.items()}
     scalars["images_per_s"] = rate
-    writer.write(step, scalars)
+    writer.write(step, scalars, histograms)
     member_losses.append(scalars["loss"])
   shown = " ".join(f"{x:.4f}" for x in member_losses)
   progress.update(step, f"loss {shown} | {rate:.0f} img/s")

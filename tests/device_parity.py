@@ -42,6 +42,7 @@ def main():
     config.model.encoder, config.model.out_dim = "convn", 32
     config.data.batch_size, config.data.augment, config.data.image_size = 16, "randbit", 28
     config.loss.update(loss)
+    config.eval.online_probe = False  # the contrastive step alone (its stats NaN when skipped)
     mesh = train.make_mesh()
     data = pipeline.to_device(source.train, mesh=mesh)
     setup, _ = train.make_setup(config, mesh, data.num_examples)

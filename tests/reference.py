@@ -163,3 +163,15 @@ def local_separation(z1, z2, k=10):
     negs = sorted((z1[i] @ z2[j] for j in range(len(z2)) if j != i), reverse=True)
     rows.append([z1[i] @ z2[i]] + negs[:k])
   return np.mean(np.array(rows), axis=0)
+
+
+def isogclr_objective(neg, tau, rho, mask=None):
+  """iSogCLR's temperature objective of each anchor, F_i = tau_i (log g_i + rho), with
+  g_i = mean over valid negatives of exp(s_ik / tau_i) (Qiu et al., ICML 2023, Eq. 5)."""
+  neg, mask = np.float64(neg), _valid(neg, mask)
+  out = np.zeros(len(neg))
+  for i in range(len(neg)):
+    t = float(tau[i])
+    values = [math.exp(s / t) for s in neg[i][mask[i]]]
+    out[i] = t * (math.log(sum(values) / len(values)) + rho)
+  return out

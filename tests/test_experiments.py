@@ -14,6 +14,7 @@ from contrastive.experiments import local_separation
 from contrastive.experiments import macl
 from contrastive.experiments import randbit
 from contrastive.experiments import relative_penalty
+from contrastive.experiments import temperature_choice
 from contrastive.experiments import wang_liu_table1
 
 
@@ -35,6 +36,7 @@ def test_every_study_is_found_by_name_and_declares_its_grid():
     "macl",
     "randbit",
     "relative_penalty",
+    "temperature_choice",
     "wang_liu_table1",
   )
   assert experiments.get("randbit") is randbit
@@ -215,6 +217,55 @@ def test_macl_claims(tmp_path):
   assert "0.1200 (0.1100 - 0.1200)" in text and "| fixed tau=0.2 | 85.00 |" in text
   assert (tmp_path / "macl_temperature.png").stat().st_size > 0
   assert macl.claims(entries[:2]) is None  # no MACL run yet
+
+
+def test_temperature_choice_claims(tmp_path):
+  config = temperature_choice.get_config("scale=small")
+  runs = sweep.expand(config)
+  ways = [temperature_choice.way(c.loss.to_dict()) for _, _, c in runs]
+  assert ways == [
+    "fixed tau=0.1",
+    "fixed tau=0.2",
+    "fixed tau=0.5",
+    "cosine 0.1..1",
+    "MACL linear (tau_0=0.1)",
+    "learned global (from 0.2)",
+    "learned per sample (from 0.1)",
+  ]
+  cosine = runs[3][2].loss
+  assert cosine.temperature_half_period_epochs == config.train.num_epochs / 3  # ends at tau_min
+  assert temperature_choice.get_config("scale=small,epochs=9").sweep.runs[3].endswith("=3")
+  accuracy = (0.80, 0.85, 0.70, 0.86, 0.84, 0.60, 0.90)
+  entries = []
+  for (name, _, run_config), a in zip(runs, accuracy, strict=True):
+    run_dir = tmp_path / name
+    run_dir.mkdir()
+    (run_dir / "metrics.jsonl").write_text(
+      "".join(
+        f'{{"step": {s}, "temperature": {0.1 + s / 1000}, "penalty_entropy": 3.5, '
+        f'"sample_temperature_mean": 0.2}}\n'
+        for s in (10, 20)
+      )  # fmt: skip
+    )
+    results = {"linear_accuracy": a, "knn_accuracy": a - 0.1, "uniformity": 2.0,
+               "tolerance": 0.3, "test_examples": 2000}  # fmt: skip
+    if run_config.loss.temperature_learned == "per_sample":
+      results["sample_temperature"] = dict(mean=0.2, std=0.05, min=0.05, p10=0.15, p50=0.2,
+                                           p90=0.26, max=0.4)  # fmt: skip
+    if run_config.loss.temperature_learned == "global":
+      results["learned_temperature"] = 0.1234
+    (run_dir / "results.json").write_text(json.dumps({**results, "config": run_config.to_dict()}))
+    entries.append({"name": name, "results": results, "config": run_config.to_dict()})
+  report = temperature_choice.report(str(tmp_path), entries, config)
+  # Against the best fixed (0.85 on 2,000 test images, binomial noise): cosine and MACL
+  # within the noise, the learned global tau below it, the per-sample one above.
+  assert _verdicts(report.claims) == [(True, True), (True, False), (False, False), (True, True)]
+  text = (tmp_path / "report.md").read_text()
+  assert "| learned global (from 0.2) | 60.00 | 50.00 |" in text and "| 0.1234 |" in text
+  assert "mean 0.200 (p10-p90 0.150-0.260, range 0.050-0.400)" in text
+  assert "| MACL linear (tau_0=0.1) | 84.00 |" in text and "0.1200 (0.1100 - 0.1200)" in text
+  assert (tmp_path / "temperature_choice.png").stat().st_size > 0
+  assert temperature_choice.claims(entries[:3]) is None  # no adaptive run yet
 
 
 def test_digits_on_images_claims(tmp_path):

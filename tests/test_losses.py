@@ -514,3 +514,50 @@ def test_every_kernel_compiles_once_per_shape():
   for seed in range(3):
     z1, z2 = _swd_inputs(seed)
     embed_step(z1, z2, jnp.float32(0.1 * (seed + 1)), jax.random.key(seed))
+
+
+def test_isogclr_temperature_gradient_is_the_derivative_of_its_objective():
+  # Per-anchor temperatures from 0.01 to 1: the gradient equals a central difference
+  # of iSogCLR's F_i(tau_i) (float64 NumPy, naive), and with a moving estimate s the
+  # new s is (1 - gamma) s + gamma g.
+  _, neg, mask = _similarities(4)
+  tau = np.geomspace(0.01, 1.0, len(neg)).astype(np.float32)
+  grad, log_g = jax.jit(functools.partial(losses.isogclr_temperature_gradient, rho=0.4))(
+    neg, mask, temperature=tau
+  )
+  h = 1e-5 * tau.astype(np.float64)
+  fd = (
+    reference.isogclr_objective(neg, tau + h, 0.4, mask)
+    - reference.isogclr_objective(neg, tau - h, 0.4, mask)
+  ) / (2 * h)
+  # Two terms of size s/tau cancel: float32 leaves a few ulps of 1/tau.
+  np.testing.assert_array_less(np.abs(grad - fd), 1e-5 / tau)
+  g = reference.isogclr_objective(neg, tau, 0.0, mask) / tau  # log g_i
+  np.testing.assert_allclose(log_g, g, rtol=1e-5, atol=1e-5)
+  log_s = np.log(np.linspace(0.5, 2.0, len(neg))).astype(np.float32)
+  log_s[0] = -np.inf  # never visited: s = g
+  _, mixed = losses.isogclr_temperature_gradient(
+    neg, mask, temperature=tau, rho=0.4, log_s=log_s, gamma=0.8
+  )
+  want = np.log(0.2 * np.exp(np.float64(log_s)) + 0.8 * np.exp(g))
+  want[0] = g[0]
+  np.testing.assert_allclose(mixed, want, rtol=1e-5, atol=1e-5)
+  # Finite at tau = 0.01 with every similarity at +1 (exp(100) overflows float32).
+  ones = np.ones((3, 4), np.float32)
+  grad, _ = losses.isogclr_temperature_gradient(ones, None, temperature=np.full(3, 0.01), rho=0.4)
+  np.testing.assert_allclose(grad, 0.4, atol=1e-3)  # log g - mean(w s / tau) = 0
+
+
+def test_a_temperature_per_anchor_is_each_anchors_own():
+  pos, neg, mask = _similarities(5)
+  tau = np.geomspace(0.05, 2.0, len(pos)).astype(np.float32)
+  for kernel, ref in (
+    (losses.contrastive_loss, lambda t: reference.contrastive(pos, neg, t, mask)),
+    (
+      functools.partial(losses.hard_contrastive_loss, num_hard=5),
+      lambda t: reference.hard_contrastive(pos, neg, t, 5, mask),
+    ),
+  ):
+    got = jax.jit(kernel)(pos, neg, temperature=tau, neg_mask=mask)
+    want = [ref(float(t))[i] for i, t in enumerate(tau)]
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=_atol(0.05))

@@ -63,7 +63,8 @@ STDOUT = [
   r"starting from scratch",
   r"evaluating: kNN and a 3-epoch linear probe on 512 \+ 300 images",
   r"evaluated in \d+\.\d s",
-  r"(knn_accuracy|linear_accuracy|pixel_knn_accuracy|uniformity|tolerance|alignment|"
+  r"(knn_accuracy|linear_accuracy|online_linear_accuracy|pixel_knn_accuracy|uniformity|"
+  r"tolerance|alignment|"
   r"final_loss|wall_time_s): -?\d+\.\d{4}",
   r"time_s: setup [\d.]+, first_step [\d.]+, train [\d.]+, evaluate [\d.]+",
   r"results: \S+/results\.json",
@@ -119,8 +120,8 @@ def test_two_processes_agree_with_one(tmp_path):
   lines = outs[0].splitlines()
   assert re.fullmatch(STDOUT[0], lines[0]) and lines[1] == "starting from scratch"
   assert [line.split(":")[0] for line in lines[4:]] == [
-    "knn_accuracy", "linear_accuracy", "pixel_knn_accuracy", "uniformity", "tolerance",
-    "alignment", "final_loss", "wall_time_s", "time_s", "results",
+    "knn_accuracy", "linear_accuracy", "online_linear_accuracy", "pixel_knn_accuracy",
+    "uniformity", "tolerance", "alignment", "final_loss", "wall_time_s", "time_s", "results",
   ]  # fmt: skip
   assert errs[0].splitlines()[-1].startswith("step 16/16 100.0%")
   # Process 0 says where the run runs; process 1 prints no start line.
@@ -132,6 +133,8 @@ def test_two_processes_agree_with_one(tmp_path):
   b = json.loads((multi / "results.json").read_text())
   assert a["train_examples"] == b["train_examples"] == 512 and a["steps"] == b["steps"] == 16
   np.testing.assert_allclose(b["final_loss"], a["final_loss"], rtol=1e-5)
+  # The online probe trained on both processes' shards of each batch, as on one.
+  assert abs(b["online_linear_accuracy"] - a["online_linear_accuracy"]) <= 3 / 300
   for x, y in zip(_params(multi), _params(single), strict=True):
     np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-5)
   rows = (multi / "metrics.jsonl").read_text().splitlines()

@@ -15,10 +15,12 @@ import pytest
 from contrastive import checkpoint
 from contrastive import config as config_lib
 from contrastive import evaluate
+from contrastive import logs
 from contrastive import objective
 from contrastive import optim
 from contrastive import recipes
 from contrastive import train
+from tests import reference
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -187,7 +189,10 @@ def test_nan_loss_stops_naming_the_step(tmp_path):
 
 
 def test_train_and_evaluate_end_to_end(tmp_path, capsys):
-  results = train.train_and_evaluate(_tiny_config(), str(tmp_path))
+  config = _tiny_config()
+  assert config.eval.online_probe  # the quickstart's training-time probes, monitor every 10
+  config.eval.monitor_every = 10
+  results = train.train_and_evaluate(config, str(tmp_path))
   start = capsys.readouterr().out.splitlines()
   assert start[:3] == [  # what and where, where from, then the evaluation as it starts
     f"run: -> {tmp_path} | digits 1,497 train / 300 test 28x28x1, convn float32, contrastive "
@@ -242,11 +247,30 @@ def test_train_and_evaluate_end_to_end(tmp_path, capsys):
   ):
     assert key in rows[-1]
   assert all(np.isfinite(r["penalty_entropy"]) for r in rows)  # computed on logged steps
-  again = train.train_and_evaluate(_tiny_config(), str(tmp_path))  # nothing left to train
+  # The probes: the online probe's batch accuracy in every row, the kNN monitor in the
+  # rows of steps 10 and 20, the online probe's test accuracy in the results.
+  assert all(0 <= r["probe_accuracy"] <= 1 and r["probe_loss"] > 0 for r in rows)
+  assert [r["step"] for r in rows if "knn_monitor" in r] == [10, 20]
+  assert all(0 < r["knn_monitor"] <= 1 for r in rows if "knn_monitor" in r)
+  assert 0.2 < results["online_linear_accuracy"] <= 1  # ten classes: chance is 0.1
+  again = train.train_and_evaluate(config, str(tmp_path))  # nothing left to train
   assert capsys.readouterr().out.splitlines()[1] == (
     f"resuming from step 23 ({tmp_path}/checkpoints/23)"
   )
   assert again["final_loss"] == results["final_loss"]
+  # Neither probe touches the backbone: the same run without them ends bit-identical.
+  config.eval.online_probe, config.eval.monitor_every = False, 0
+  plain = train.train_and_evaluate(config, str(tmp_path / "plain"))
+  probed = checkpoint.read_latest(str(tmp_path / "checkpoints"))[0]
+  unprobed = checkpoint.read_latest(str(tmp_path / "plain" / "checkpoints"))[0]
+  assert "probe_params" in probed and unprobed.get("probe_params") is None
+  for key in ("params", "batch_stats", "opt_state"):
+    for a, b in zip(jax.tree.leaves(probed[key]), jax.tree.leaves(unprobed[key]), strict=True):
+      np.testing.assert_array_equal(a, b)
+  assert "online_linear_accuracy" not in plain
+  assert {k: plain[k] for k in ("knn_accuracy", "linear_accuracy", "final_loss")} == {
+    k: results[k] for k in ("knn_accuracy", "linear_accuracy", "final_loss")
+  }
 
 
 def test_evaluation_leaves_the_backbone_unchanged():
@@ -392,3 +416,82 @@ def test_a_learned_global_temperature_follows_its_gradient_within_its_range(tmp_
   for a, b in zip(jax.tree.leaves(resumed), jax.tree.leaves(state), strict=True):
     np.testing.assert_array_equal(a, b)  # log tau and its Adam state included
   assert float(resumed.log_temperature) == float(state.log_temperature)
+
+
+def test_per_sample_temperatures_move_by_isogclr_stay_in_range_and_resume_exactly(tmp_path):
+  config = _tiny_config()
+  config.loss.update(temperature_learned="per_sample", temperature=0.1, temperature_min=0.09,
+                     temperature_max=0.12, temperature_sample_learning_rate=0.5)  # fmt: skip
+  config_lib.check(config)
+  run = train.build_run(config)
+  assert "contrastive (simclr, tau per sample from 0.1)" in train.describe(config, run)
+  step_fn = train.jit_train_step(run.setup)
+  state = run.state
+  for _ in range(6):
+    state, metrics = step_fn(state, run.data.train, run.root, diagnose=True)
+  tau = np.asarray(state.sample_temperature["tau"])
+  assert tau.shape == (run.data.train.num_examples,)
+  assert np.all((tau >= 0.09 - 1e-7) & (tau <= 0.12 + 1e-7))  # the range holds...
+  assert np.any(tau <= 0.09 + 1e-7) or np.any(tau >= 0.12 - 1e-7)  # ...and binds
+  visited = np.isfinite(np.asarray(state.sample_temperature["log_s"]))
+  assert visited.sum() == 6 * 64 and np.all(tau[~visited] == np.float32(0.1))
+  assert np.all(tau[visited] != np.float32(0.1)) and len(np.unique(tau[visited])) > 10
+  assert metrics[train.SAMPLE_TEMPERATURES].shape == tau.shape
+  assert float(metrics["sample_temperature_mean"]) == pytest.approx(tau.mean(), rel=1e-5)
+  # A first visit is iSogCLR's rule on dF/dtau (a central difference of the float64
+  # reference), the instance's two anchors averaged: momentum = beta * clip(grad),
+  # tau <- clip(tau - eta * momentum).
+  z1, z2 = (jax.random.normal(k, (8, 4)) for k in jax.random.split(jax.random.key(3), 2))
+  rows = jnp.asarray([5, 0, 9, 2, 7, 11, 3, 1])
+  start = objective.init_sample_temperatures(config.loss, 12)
+  start["tau"] = jnp.linspace(0.09, 0.12, 12)
+  moved = objective.update_sample_temperatures(config.loss, start, z1, z2, indices=rows, bank=None)
+  _, neg, mask = objective.layout("simclr", z1, z2, None, rows)
+  t = np.concatenate([np.asarray(start["tau"])[rows]] * 2).astype(np.float64)
+  h = 1e-6
+  fd = (reference.isogclr_objective(neg, t + h, 0.4, mask)
+        - reference.isogclr_objective(neg, t - h, 0.4, mask)) / (2 * h)  # fmt: skip
+  grad = np.clip((fd[:8] + fd[8:]) / 2, -3, 3)
+  np.testing.assert_allclose(moved["momentum"][rows], 0.5 * grad, rtol=1e-4, atol=1e-5)
+  want = np.clip(t[:8] - 0.5 * 0.5 * grad, 0.09, 0.12)
+  np.testing.assert_allclose(moved["tau"][rows], want, rtol=1e-5, atol=1e-6)
+  untouched = np.setdiff1d(np.arange(12), np.asarray(rows))
+  np.testing.assert_array_equal(moved["tau"][untouched], start["tau"][untouched])
+  # Checkpointed and resumed exactly: 3 steps, save, restore into a fresh state, 3 more.
+  ckpt = checkpoint.Checkpointer(str(tmp_path), every=3, keep=1)
+  resumed = train.build_run(config).state
+  for _ in range(3):
+    resumed, _ = step_fn(resumed, run.data.train, run.root, diagnose=False)
+  ckpt.save(3, resumed)
+  resumed = ckpt.restore_latest(train.build_run(config).state)
+  ckpt.close()
+  for _ in range(3):
+    resumed, _ = step_fn(resumed, run.data.train, run.root, diagnose=False)
+  for a, b in zip(jax.tree.leaves(resumed), jax.tree.leaves(state), strict=True):
+    np.testing.assert_array_equal(a, b)  # tau, momentum and s of every instance
+  results = train.learned_temperatures(state)["sample_temperature"]
+  assert results["min"] >= 0.09 - 1e-7 and results["max"] <= 0.12 + 1e-7
+  assert results["p10"] <= results["p50"] <= results["p90"]
+  # The per-sample temperatures are a histogram in TensorBoard.
+  writer = logs.MetricWriter(str(tmp_path / "tb"), tensorboard=True)
+  writer.write(6, {"loss": 1.0}, {train.SAMPLE_TEMPERATURES: tau})
+  writer.close()
+  import tensorflow as tf  # noqa: PLC0415
+
+  (events,) = (tmp_path / "tb" / "tensorboard").iterdir()
+  histograms = [
+    tf.make_ndarray(v.tensor)
+    for e in tf.compat.v1.train.summary_iterator(str(events))
+    for v in e.summary.value
+    if v.tag == train.SAMPLE_TEMPERATURES
+  ]
+  assert len(histograms) == 1 and histograms[0][:, 2].sum() == len(tau)  # every instance
+  for bad, message in (
+    ({"layout": "cross_view"}, "per-sample temperature serves"),
+    ({"block_size": 16}, "unset loss.block_size"),
+    ({"temperature_gamma": 0.0}, "loss.temperature_gamma must be in"),
+  ):
+    wrong = _tiny_config()
+    wrong.loss.update(temperature_learned="per_sample", temperature=0.1, **bad)
+    with pytest.raises(config_lib.ConfigError, match=message):
+      config_lib.check(wrong)
