@@ -51,6 +51,10 @@ def base() -> ml_collections.ConfigDict:
       digits_pool=0,  # digits on images: paste one of the first k digits on each image (0 = off)
       digits_size=0,  # resize those digits to this side in pixels (0 = unresized, 28)
       train_examples=0,  # use only the first N training examples (0 = all)
+      # f > 0: the last fraction f of those are held out and evaluated on instead of
+      # the test split (a validation split, for choosing hyperparameters; in whole
+      # percents); 0: the test split.
+      holdout_fraction=0.0,
       # Generates the procedural datasets and draws the pasted digits; the run's own
       # `seed` (initialisation, batches, augmentation) varies across seeds=N, this not.
       seed=0,
@@ -104,6 +108,14 @@ def base() -> ml_collections.ConfigDict:
       distribution="logsumexp",
       weight=1.0,
       normalize=True,
+      # The loss is multiplied by `scale` (Chen et al.'s notebooks' loss_scaling), or,
+      # with scale_reference="nt_xent", by the factor that gives it NT-Xent's gradient
+      # norm (at scale_reference_temperature) at initialisation, on the first batch
+      # (`train.calibrate_loss_scale`): the generalized losses' gradients are ~tau/d of
+      # NT-Xent's, so one SGD learning rate would starve them.
+      scale=1.0,
+      scale_reference="none",
+      scale_reference_temperature=0.2,
       bank_momentum=0.5,
       # None: the dense kernels; an integer: NT-Xent, the hard contrastive loss and
       # MACL (SimCLR or cross-view layout) and the generalized loss over tiles of
@@ -154,7 +166,9 @@ def base() -> ml_collections.ConfigDict:
   # in WORKDIR/<overrides>; population=True trains runs that differ only in
   # loss.temperature as one vmapped program; report names the paper study
   # (contrastive.experiments.names()) whose WORKDIR/report.md is written at the end.
-  c.sweep = ml_collections.ConfigDict(dict(runs=(), population=False, report=""))
+  # inputs: other sweeps' directories the report reads (e.g. the selection stage whose
+  # chosen hyperparameters the runs use).
+  c.sweep = ml_collections.ConfigDict(dict(runs=(), population=False, report="", inputs=()))
   return c
 
 
@@ -216,6 +230,33 @@ def _check_temperature_schedule(config) -> None:
     raise ConfigError(f"loss.{key} must be > 0, got {loss[key]}.")
 
 
+LOSS_SCALE_REFERENCES = ("none", "nt_xent")
+
+
+def _check_loss_scale(config) -> None:
+  loss = config.loss
+  _choice("loss scale reference (loss.scale_reference)", loss.scale_reference,
+          LOSS_SCALE_REFERENCES)  # fmt: skip
+  if not loss.scale > 0:
+    raise ConfigError(f"loss.scale must be > 0, got {loss.scale}.")
+  if loss.scale_reference == "none":
+    return
+  if loss.scale != 1.0:
+    raise ConfigError(
+      "loss.scale and loss.scale_reference='nt_xent' both set the loss's scale; keep one "
+      "(loss.scale=1.0 or loss.scale_reference='none')."
+    )
+  if not loss.scale_reference_temperature > 0:
+    raise ConfigError(
+      f"loss.scale_reference_temperature must be > 0, got {loss.scale_reference_temperature}."
+    )
+  if "sweep" in config and config.sweep.population:
+    raise ConfigError(
+      "loss.scale_reference calibrates one run's loss at its own temperature; set "
+      "sweep.population=False."
+    )
+
+
 def _check_per_sample(loss) -> None:
   served = loss.name in objective.PER_SAMPLE_LOSSES and loss.layout in objective.PER_SAMPLE_LAYOUTS
   if not served:
@@ -244,8 +285,10 @@ def _check_streamed(config) -> None:
     "data.randbit_bits": config.data.randbit_bits,
     "data.digits_pool": config.data.digits_pool,
     "data.train_examples": config.data.train_examples,
+    "data.holdout_fraction": config.data.holdout_fraction,
     "sweep.population": "sweep" in config and config.sweep.population,
     "eval.monitor_every": config.eval.monitor_every,
+    "loss.scale_reference": config.loss.scale_reference != "none" and config.loss.scale_reference,
   }
   for key, value in unsupported.items():
     if value:
@@ -283,6 +326,7 @@ def check(config) -> None:
   if not config.loss.temperature > 0:
     raise ConfigError(f"loss.temperature must be > 0, got {config.loss.temperature}.")
   _check_temperature_schedule(config)
+  _check_loss_scale(config)
   positive = {
     "data.batch_size": config.data.batch_size,
     "train.num_epochs": config.train.num_epochs,
@@ -308,6 +352,12 @@ def check(config) -> None:
     raise ConfigError(
       "data.digits_pool (digits on images) pastes digits on whole splits in one process; "
       "run it on a single host."
+    )
+  holdout = config.data.holdout_fraction
+  if not (0 <= holdout < 1 and abs(100 * holdout - round(100 * holdout)) < 1e-9):
+    raise ConfigError(
+      f"data.holdout_fraction must be a whole percent in [0, 1) (0 = evaluate on the test "
+      f"split), got {holdout}."
     )
   if config.data.train_examples < 0:
     raise ConfigError(

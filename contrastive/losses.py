@@ -355,7 +355,9 @@ def isogclr_temperature_gradient(neg, neg_mask, *, temperature, rho, log_s=None,
   Anchor i's temperature tau_i minimises F_i(tau) = tau (log g_i(tau) + rho), with
   g_i(tau) = mean_{k valid} exp(s_ik / tau) (the dual of a KL-constrained DRO over the
   negatives, radius rho). dF_i/dtau = log g_i + rho - mean_k w_ik s_ik / tau, with
-  w_ik = exp(s_ik / tau) / g_i. iSogCLR replaces g_i by a moving average over the
+  w_ik = exp(s_ik / tau) / g_i: that is rho - KL(softmax_k(s_ik / tau) || uniform), so
+  tau_i settles where its negatives' weights are rho nats from uniform (a larger rho,
+  a lower tau_i). iSogCLR replaces g_i by a moving average over the
   visits of instance i, s_i = (1 - gamma) s_i + gamma g_i (s_i = g_i on the first
   visit, and always for gamma = 1, where this is exactly dF_i/dtau).
 

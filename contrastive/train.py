@@ -29,6 +29,7 @@ import jax
 import jax.numpy as jnp
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
+import ml_collections
 import numpy as np
 import optax
 
@@ -95,6 +96,51 @@ class Setup:
   temperature_tx: Any = None  # the learned temperature's optimizer, or None
   probe_tx: Any = None  # the online linear probe's optimizer, or None
   probe_classes: int = 0  # the online probe's number of classes
+  # The loss's multiplier: loss.scale, or the one that matches NT-Xent's gradient norm
+  # at initialisation (loss.scale_reference="nt_xent"; `calibrate_loss_scale`).
+  loss_scale: float = 1.0
+
+
+def gradient_norms(setup: Setup, loss_cfg, state: TrainState, data, root_key, steps=(0,)):
+  """The norms of the gradient, w.r.t. the parameters of `state`, of the loss `loss_cfg`
+  names (unscaled) on the augmented batch of each of `steps` (the trainer's own batches
+  and keys); one compiled program for all of them."""
+
+  @jax.jit
+  def norm(state, data, step):
+    batch = _batch(data, root_key, step, setup)
+    key = jax.random.fold_in(jax.random.fold_in(root_key, 2), step)
+
+    def loss_fn(params):
+      (_, z), _ = setup.model.apply(
+        {"params": params, "batch_stats": state.batch_stats},
+        jnp.concatenate([batch["view1"], batch["view2"]]),
+        train=True,
+        mutable=["batch_stats"],
+      )
+      z1, z2 = jnp.split(z, 2)
+      return objective.loss(loss_cfg, z1, z2, indices=batch["index"], bank=state.bank, key=key,
+                            mesh=setup.mesh)  # fmt: skip
+
+    return optax.tree.norm(jax.grad(loss_fn)(state.params))
+
+  return [float(norm(state, data, jnp.asarray(s, jnp.int32))) for s in steps]
+
+
+def calibrate_loss_scale(config, setup: Setup, state: TrainState, data, root_key) -> float:
+  """The multiplier that gives the configured loss NT-Xent's gradient norm at
+  initialisation (loss.scale_reference="nt_xent"): ||grad NT-Xent|| / ||grad loss||, at
+  `state`'s parameters on the first batch, NT-Xent at loss.scale_reference_temperature
+  in SimCLR's layout. Chen et al.'s generalized losses have gradients about tau / d of
+  NT-Xent's (their 1/d alignment term), so under one SGD learning rate they would
+  train at a fraction of its step size; their notebooks' `loss_scaling` is this knob.
+  Deterministic in the config and seed, so a resumed run computes the same scale."""
+  reference = ml_collections.ConfigDict(config.loss.to_dict())
+  reference.update(name="contrastive", layout="simclr", block_size=None,
+                   temperature=config.loss.scale_reference_temperature)  # fmt: skip
+  (ours,) = gradient_norms(setup, config.loss, state, data, root_key)
+  (target,) = gradient_norms(setup, reference, state, data, root_key)
+  return target / ours
 
 
 def create_state(setup: Setup, key, image_shape, num_train: int) -> TrainState:
@@ -199,6 +245,8 @@ def _update(state: TrainState, batch: dict, root_key, setup: Setup, temperature=
       temperature=tau,
       mesh=setup.mesh,
     )
+    if setup.loss_scale != 1.0:
+      value = setup.loss_scale * value
     return value, (updates["batch_stats"], z1, z2, h)
 
   (loss, (batch_stats, z1, z2, h)), (grads, tau_grad) = jax.value_and_grad(
@@ -445,6 +493,7 @@ def make_setup(
     batch_size=config.data.batch_size,
     data_seed=config.seed,
     bank_momentum=config.loss.bank_momentum,
+    loss_scale=config.loss.get("scale", 1.0),
     mesh=mesh,
     temperature_schedule=objective.temperature_schedule(config.loss, per_epoch),
     temperature_tx=(
@@ -483,6 +532,9 @@ def build_run(config) -> Run:
   state = create_state(
     setup, jax.random.fold_in(root, 0), data.image_shape, data.train.num_examples
   )
+  if config.loss.get("scale_reference", "none") == "nt_xent":
+    scale = calibrate_loss_scale(config, setup, state, data.train, root)
+    setup = dataclasses.replace(setup, loss_scale=scale)
   return Run(setup, state, data, root, num_steps)
 
 
@@ -508,7 +560,8 @@ def describe(config, run: Run, temperatures=None, workdir=None) -> str:
     tau = f"learned from {config.loss.temperature:g}"
   elif learned == "per_sample":
     tau = f"per sample from {config.loss.temperature:g}"
-  loss = f"{config.loss.name} ({config.loss.layout}, tau {tau})"
+  scaled = f", x {run.setup.loss_scale:.4g}" if run.setup.loss_scale != 1.0 else ""
+  loss = f"{config.loss.name} ({config.loss.layout}, tau {tau}{scaled})"
   where = " ".join(filter(None, (config.get("config_file"), workdir and f"-> {workdir}")))
   return (
     f"run: {where + ' | ' if where else ''}"
@@ -541,6 +594,7 @@ def _finish(config, workdir, run: Run, state, loss, t_start, times, **extra) -> 
   results = {
     **evaluation,
     **learned_temperatures(state),
+    **({"loss_scale": run.setup.loss_scale} if run.setup.loss_scale != 1.0 else {}),
     "final_loss": loss,
     "steps": run.num_steps,
     "train_examples": run.data.train.num_examples,

@@ -168,25 +168,76 @@ def test_local_separation_claims(tmp_path, monkeypatch):
   assert _verdicts(local_separation.claims(entries)) == [(False, False)]
 
 
-def test_generalized_losses_claims(tmp_path):
+def _finish_sweep(config, workdir, accuracy):
+  """Writes results.json for each run of `config`'s sweep (linear accuracy
+  accuracy(run config)) and sweep.json; returns the entries."""
+  for name, _, run_config in sweep.expand(config):
+    (workdir / name).mkdir(parents=True)
+    results = {"linear_accuracy": accuracy(run_config), "loss_scale": 2.0, "test_examples": 2000}
+    (workdir / name / "results.json").write_text(
+      json.dumps({**results, "config": run_config.to_dict()})
+    )
+  return sweep.run(config, str(workdir))
+
+
+def test_generalized_losses_selection_then_test(tmp_path):
+  # Stage 1: each loss's knob on a held-out split at depth 2, every loss scaled.
   config = generalized_losses.get_config("scale=small")
   runs = sweep.expand(config)
-  assert len(runs) == 15
+  assert len(runs) == 15 and all(c.data.holdout_fraction == 0.2 for _, _, c in runs)
+  assert all(c.loss.scale_reference == "nt_xent" and c.model.head_depth == 2 for _, _, c in runs)
   # The Gaussian prior is not normalised (else the official code makes it the hypersphere).
   gaussian = [c for _, _, c in runs if c.loss.distribution == "swd_gaussian"]
   assert gaussian and not any(c.loss.normalize for c in gaussian)
+  target = 2 * 0.2 / config.model.out_dim  # the decoupled grid: 1/4, 1, 4 x 2 tau / d
+  decoupled = [c.loss.weight for _, _, c in runs if c.loss.get("distribution") == "logsumexp"
+               and c.loss.name == "generalized"]  # fmt: skip
+  np.testing.assert_allclose(decoupled, [target / 4, target, 4 * target])
+
+  def validation(c):  # peaks at tau 0.2, lambda 2 tau / d, and SWD lambda 5
+    if c.loss.name == "contrastive":
+      return {0.1: 0.90, 0.2: 0.95, 0.5: 0.85}[c.loss.temperature]
+    if c.loss.distribution == "logsumexp":
+      return 0.94 if abs(c.loss.weight - target) < 1e-9 else 0.80
+    return {1.0: 0.70, 5.0: 0.88, 20.0: 0.75}[c.loss.weight]
+
+  selection = tmp_path / "selection"
+  entries = _finish_sweep(config, selection, validation)
+  report = generalized_losses.report(str(selection), entries, config)
+  assert _verdicts(report.claims) == [(True, True)]  # lambda's best is 2 tau / d
+  text = (selection / "report.md").read_text()
+  assert "held out and evaluated on; the test split unused" in text
+  assert "| NT-Xent | loss.temperature | 0.1: 90.00 (x 2) | 0.2: 95.00 (x 2) |" in text
+  assert (selection / "generalized_losses_selection.png").stat().st_size > 0
+  # Stage 2: the chosen values, at every depth, on the whole training set.
+  with pytest.raises(config_lib.ConfigError, match="holds no finished selection sweep"):
+    generalized_losses.get_config(f"scale=small,selection={tmp_path / 'none'}")
+  config = generalized_losses.get_config(f"scale=small,selection={selection}")
+  runs = sweep.expand(config)
+  assert len(runs) == 15 and config.sweep.inputs == (str(selection),)
+  assert {c.data.holdout_fraction for _, _, c in runs} == {0.0}
+  assert {c.loss.temperature for _, _, c in runs if c.loss.name == "contrastive"} == {0.2}
+  assert {c.loss.weight for _, _, c in runs if c.loss.get("distribution") == "swd_hypercube"
+          and c.loss.name == "generalized"} == {5.0}  # fmt: skip
   accuracy = {1: [0.90, 0.70, 0.60, 0.65, 0.62], 3: [0.91, 0.89, 0.88, 0.90, 0.87]}
-  entries = []
-  for depth, accs in accuracy.items():
-    for (_, overrides), a in zip(generalized_losses.LOSSES, accs, strict=True):
-      run_config = config_lib.with_overrides(config, f"{overrides},model.head_depth={depth}")
-      entries.append(
-        {"name": "", "results": {"linear_accuracy": a}, "config": run_config.to_dict()}
-      )
-  report = generalized_losses.report(str(tmp_path), entries, config)
+  labels = [name for name, *_ in generalized_losses.LOSSES]
+
+  def test(c):
+    depth = c.model.head_depth
+    return accuracy.get(depth, accuracy[3])[labels.index(generalized_losses.loss_label(c.loss))]
+
+  entries = _finish_sweep(config, tmp_path / "test", test)
+  report = generalized_losses.report(str(tmp_path / "test"), entries, config)
   assert _verdicts(report.claims) == [(True, True)]
-  assert report.claims[0].numbers["spread"] == {1: pytest.approx(30.0), 3: pytest.approx(4.0)}
-  assert "| SWD hypercube | 62.00 | 87.00 |" in (tmp_path / "report.md").read_text()
+  assert report.claims[0].numbers["spread"] == {
+    1: pytest.approx(30.0),
+    2: pytest.approx(4.0),
+    3: pytest.approx(4.0),
+  }
+  text = (tmp_path / "test" / "report.md").read_text()
+  assert "| SWD hypercube | 62.00 | 87.00 | 87.00 |" in text
+  assert "| spread (max - min) | 30.00 | 4.00 | 4.00 |" in text
+  assert f"Chosen on the held-out split (`{selection}`)" in text
   entries[-1]["results"]["linear_accuracy"] = 0.80  # 11 points apart at depth 3
   assert _verdicts(generalized_losses.claims(entries)) == [(False, False)]
 

@@ -21,7 +21,7 @@ EXPECTED = {
 
 
 @pytest.mark.parametrize("name", sorted(sources.TFDS_DATASETS))
-def test_tfds_sources_under_mock_data(name, tmp_path):
+def test_tfds_sources_under_mock_data(name, tmp_path, monkeypatch):
   with tfds.testing.mock_data(num_examples=24):
     source = sources.load(name, data_dir=str(tmp_path))
   shape, num_classes = EXPECTED[name]
@@ -30,6 +30,22 @@ def test_tfds_sources_under_mock_data(name, tmp_path):
     assert split.images.dtype == np.uint8 and split.images.shape == (24,) + shape
     assert split.labels.dtype == np.int32
     assert split.labels.min() >= 0 and split.labels.max() < num_classes
+  # A held-out split is read from the train split's last examples (TFDS slices; mock
+  # data makes up each slice's examples, so only the slicing is checked here).
+  splits, real = [], sources.tfds_split
+
+  def recorded(tfds_name, split, **kw):
+    splits.append(split)
+    return real(tfds_name, split, **kw)
+
+  monkeypatch.setattr(sources, "tfds_split", recorded)
+  with tfds.testing.mock_data(num_examples=24):
+    held = sources.load(name, data_dir=str(tmp_path), train_examples=20, holdout_fraction=0.25)
+  train_split = sources.TFDS_DATASETS[name][1]
+  assert splits == [f"{train_split}[:15]", f"{train_split}[15:20]"] and len(held.test.labels)
+  with tfds.testing.mock_data(num_examples=24):
+    sources.load(name, data_dir=str(tmp_path), holdout_fraction=0.1)
+  assert splits[-2:] == [f"{train_split}[:90%]", f"{train_split}[90%:]"]
 
 
 def test_process_shards_are_disjoint_and_cover_the_split():
@@ -124,3 +140,18 @@ def test_shapes_seed_changes_the_data_and_classes_are_balanced():
   assert not np.array_equal(a.train.images[:10], b.train.images[:10])
   counts = np.bincount(a.train.labels, minlength=10)
   assert counts.min() > 850 and counts.max() < 1150
+
+
+def test_a_held_out_split_replaces_the_test_split_and_is_not_trained_on():
+  whole = sources.load("digits", train_examples=600)
+  held = sources.load("digits", train_examples=600, holdout_fraction=0.2)
+  np.testing.assert_array_equal(held.train.images, whole.train.images[:480])
+  np.testing.assert_array_equal(held.test.images, whole.train.images[480:600])
+  np.testing.assert_array_equal(held.test.labels, whole.train.labels[480:600])
+  every = sources.load("digits", holdout_fraction=0.1)  # the last tenth of all of them
+  n = len(sources.load("digits").train.labels)
+  assert len(every.test.labels) == round(0.1 * n) and len(every.train.labels) == n - round(0.1 * n)
+  # Two processes shard the same held-out split.
+  shards = [sources.load("digits", holdout_fraction=0.1, process_index=i, process_count=2)
+            for i in range(2)]  # fmt: skip
+  assert sum(len(s.test.labels) for s in shards) == len(every.test.labels)

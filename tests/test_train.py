@@ -495,3 +495,30 @@ def test_per_sample_temperatures_move_by_isogclr_stay_in_range_and_resume_exactl
     wrong.loss.update(temperature_learned="per_sample", temperature=0.1, **bad)
     with pytest.raises(config_lib.ConfigError, match=message):
       config_lib.check(wrong)
+
+
+def test_a_loss_scaled_to_nt_xent_has_its_gradient_norm_on_other_batches():
+  # Calibrated on the first batch at initialisation; checked on three other batches:
+  # the scaled generalized loss's gradient norm within 10% of NT-Xent's (tau 0.2).
+  for loss in (
+    dict(name="generalized", distribution="logsumexp", temperature=1.0, weight=0.1),
+    dict(name="generalized", distribution="swd_hypersphere", weight=5.0, normalize=True),
+  ):
+    config = _tiny_config()
+    config.loss.update(scale_reference="nt_xent", **loss)
+    config_lib.check(config)
+    run = train.build_run(config)
+    scale = run.setup.loss_scale
+    assert scale > 10  # ~ d / tau: the generalized losses' gradients are that much smaller
+    assert f"tau 1, x {scale:.4g})" in train.describe(config, run) or loss["weight"] == 5.0
+    reference = config_lib.from_saved(config.to_dict()).loss
+    reference.update(name="contrastive", temperature=0.2)
+    args = (run.state, run.data.train, run.root, (3, 7, 11))
+    ours = train.gradient_norms(run.setup, config.loss, *args)
+    nt_xent = train.gradient_norms(run.setup, reference, *args)
+    for a, b in zip(ours, nt_xent, strict=True):
+      assert scale * a == pytest.approx(b, rel=0.10), (loss, ours, nt_xent)
+  wrong = _tiny_config()
+  wrong.loss.update(scale_reference="nt_xent", scale=2.0)
+  with pytest.raises(config_lib.ConfigError, match="keep one"):
+    config_lib.check(wrong)

@@ -1,11 +1,15 @@
-"""Chen, Luo & Li (NeurIPS 2021) Fig. 1: generalized contrastive losses and head depth.
+"""Chen, Luo & Li (NeurIPS 2021) Fig. 1: generalized contrastive losses and head depth,
+every loss scaled to NT-Xent's gradient norm, its knob chosen on a held-out split.
 
-Command (a sweep of 15 runs: 5 losses x projection heads of depth 1, 2, 3):
-  python run.py --config=configs/experiments/generalized_losses.py:scale=small --workdir=DIR
-  python run.py --config=configs/experiments/generalized_losses.py:scale=paper --workdir=DIR
+Commands (two stages of 15 runs each; `scale=medium` or `paper` likewise):
+  python run.py --config=configs/experiments/generalized_losses.py:scale=small \
+    --workdir=DIR/selection
+  python run.py \
+    --config=configs/experiments/generalized_losses.py:scale=small,selection=DIR/selection \
+    --workdir=DIR
 
-Everything of this study (published numbers, grid per scale, claims, report) lives
-in `contrastive.experiments.generalized_losses`.
+Everything of this study (grid per scale and stage, claims, report) lives in
+`contrastive.experiments.generalized_losses`.
 """
 
 from contrastive.experiments import generalized_losses

@@ -71,6 +71,7 @@ def prepare(cfg, *, mesh) -> RunData:
     process_index=jax.process_index(),
     process_count=jax.process_count(),
     train_examples=cfg.train_examples,
+    holdout_fraction=cfg.get("holdout_fraction", 0.0),
   )
   probes = {
     name: Probe(_global(train, mesh), _global(test, mesh), num_classes)

@@ -168,10 +168,23 @@ def tfds_split(tfds_name, split, *, data_dir=None, process_index=0, process_coun
     ) from None
 
 
-def _load_tfds(name, *, data_dir, process_index, process_count, train_examples) -> Source:
+def _held_out(n: int, fraction: float) -> int:
+  """How many of n training examples a holdout fraction keeps out (at least one)."""
+  return max(1, round(n * fraction))
+
+
+def _load_tfds(
+  name, *, data_dir, process_index, process_count, train_examples, holdout_fraction
+) -> Source:
   tfds = _tfds()
   tfds_name, train_split, test_split = TFDS_DATASETS[name]
-  if train_examples:
+  if holdout_fraction:  # the held-out examples: the last of the (first N) training ones
+    if train_examples:
+      start, end = train_examples - _held_out(train_examples, holdout_fraction), train_examples
+    else:
+      start, end = f"{round(100 * (1 - holdout_fraction))}%", ""
+    train_split, test_split = f"{train_split}[:{start}]", f"{train_split}[{start}:{end}]"
+  elif train_examples:
     train_split = f"{train_split}[:{train_examples}]"
   splits = []
   for split in (train_split, test_split):
@@ -198,6 +211,7 @@ def load(
   process_index: int = 0,
   process_count: int = 1,
   train_examples: int = 0,
+  holdout_fraction: float = 0.0,
 ) -> Source:
   """Loads an in-memory dataset by name.
 
@@ -209,6 +223,10 @@ def load(
     process_index, process_count: this process's shard of each split.
     train_examples: use only the first N training examples (0 = all), taken before
       sharding, so every process count sees the same examples.
+    holdout_fraction: f > 0 holds the last fraction f of those training examples out
+      as the evaluation split, in place of the test split (a validation split for
+      choosing hyperparameters without the test set); they are not trained on. TFDS
+      datasets without `train_examples` take it in whole percents.
 
   Returns:
     The `Source`, arrays in TFDS order (shuffling happens in the pipeline).
@@ -219,6 +237,10 @@ def load(
     n = train_examples or len(train[1])
     train = (train[0][:n], train[1][:n])
     label_sets = {k: (tr[:n], te, c) for k, (tr, te, c) in label_sets.items()}
+    if holdout_fraction:
+      h = n - _held_out(n, holdout_fraction)
+      train, test = (train[0][:h], train[1][:h]), (train[0][h:], train[1][h:])
+      label_sets = {k: (tr[:h], tr[h:], c) for k, (tr, _, c) in label_sets.items()}
     if process_count > 1:
       train = _shard(train, process_index, process_count)
       test = _shard(test, process_index, process_count)
@@ -234,6 +256,7 @@ def load(
       process_index=process_index,
       process_count=process_count,
       train_examples=train_examples,
+      holdout_fraction=holdout_fraction,
     )
   if name in STREAMING_DATASETS:
     raise ValueError(f"Dataset {name!r} does not fit in memory; use imagenet100_stream.")
