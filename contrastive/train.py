@@ -565,7 +565,8 @@ def describe(config, run: Run, temperatures=None, workdir=None) -> str:
   where = " ".join(filter(None, (config.get("config_file"), workdir and f"-> {workdir}")))
   return (
     f"run: {where + ' | ' if where else ''}"
-    f"{config.data.name} {train:,} train / {test:,} test {height}x{width}x{channels}, "
+    f"{config.data.name} {train:,} train / {test:,} "
+    f"{'held out' if config.data.get('holdout_fraction') else 'test'} {height}x{width}x{channels}, "
     f"{config.model.encoder} {config.model.dtype}, {loss}, {run.num_steps:,} steps | "
     f"{devices[0].platform} ({kind}) x {len(devices)} devices, "
     f"{jax.process_count()} process{'es' if jax.process_count() > 1 else ''}, "
