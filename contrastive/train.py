@@ -112,13 +112,7 @@ def gradient_norms(setup: Setup, loss_cfg, state: TrainState, data, root_key, st
     key = jax.random.fold_in(jax.random.fold_in(root_key, 2), step)
 
     def loss_fn(params):
-      (_, z), _ = setup.model.apply(
-        {"params": params, "batch_stats": state.batch_stats},
-        jnp.concatenate([batch["view1"], batch["view2"]]),
-        train=True,
-        mutable=["batch_stats"],
-      )
-      z1, z2 = jnp.split(z, 2)
+      _, z1, z2, _ = _forward_views(setup, params, state.batch_stats, batch)
       return objective.loss(loss_cfg, z1, z2, indices=batch["index"], bank=state.bank, key=key,
                             mesh=setup.mesh)  # fmt: skip
 
@@ -211,6 +205,19 @@ def _batch(data, root_key, step, setup: Setup) -> dict:
   return jax.lax.with_sharding_constraint(batch, NamedSharding(setup.mesh, P("data")))
 
 
+def _forward_views(setup: Setup, params, batch_stats, batch):
+  """Both views through the model in training mode, as one batch (BatchNorm statistics
+  of the pair): (encoder features [2B, F], z1 [B, D], z2 [B, D], new batch_stats)."""
+  (h, z), updates = setup.model.apply(
+    {"params": params, "batch_stats": batch_stats},
+    jnp.concatenate([batch["view1"], batch["view2"]]),
+    train=True,
+    mutable=["batch_stats"],
+  )
+  z1, z2 = jnp.split(z, 2)
+  return h, z1, z2, updates["batch_stats"]
+
+
 def _update(state: TrainState, batch: dict, root_key, setup: Setup, temperature=None,
             diagnose=True):  # fmt: skip
   """One optimisation step of `state` on `batch`: (state, metrics).
@@ -228,13 +235,7 @@ def _update(state: TrainState, batch: dict, root_key, setup: Setup, temperature=
 
   def loss_fn(params, log_tau):
     tau = jnp.exp(log_tau) if learned else temperature
-    (h, z), updates = setup.model.apply(
-      {"params": params, "batch_stats": state.batch_stats},
-      jnp.concatenate([batch["view1"], batch["view2"]]),
-      train=True,
-      mutable=["batch_stats"],
-    )
-    z1, z2 = jnp.split(z, 2)
+    h, z1, z2, batch_stats = _forward_views(setup, params, state.batch_stats, batch)
     value = objective.loss(
       setup.loss,
       z1,
@@ -247,7 +248,7 @@ def _update(state: TrainState, batch: dict, root_key, setup: Setup, temperature=
     )
     if setup.loss_scale != 1.0:
       value = setup.loss_scale * value
-    return value, (updates["batch_stats"], z1, z2, h)
+    return value, (batch_stats, z1, z2, h)
 
   (loss, (batch_stats, z1, z2, h)), (grads, tau_grad) = jax.value_and_grad(
     loss_fn, argnums=(0, 1), has_aux=True

@@ -375,6 +375,22 @@ def test_cifar10_config_end_to_end_under_mock_data(tmp_path):
     assert np.isfinite(second[key])
 
 
+def _three_steps_saved_restored_three_more(config, step_fn, workdir):
+  """A fresh run's state after 3 steps, a checkpoint, a restore into another fresh
+  state and 3 more steps: equal to 6 uninterrupted steps if resuming is exact."""
+  run = train.build_run(config)
+  ckpt = checkpoint.Checkpointer(str(workdir), every=3, keep=1)
+  state = run.state
+  for _ in range(3):
+    state, _ = step_fn(state, run.data.train, run.root, diagnose=False)
+  ckpt.save(3, state)
+  state = ckpt.restore_latest(train.build_run(config).state)
+  ckpt.close()
+  for _ in range(3):
+    state, _ = step_fn(state, run.data.train, run.root, diagnose=False)
+  return state
+
+
 def test_a_learned_global_temperature_follows_its_gradient_within_its_range(tmp_path):
   config = _tiny_config()
   config.loss.temperature_learned, config.loss.temperature_learning_rate = "global", 0.05
@@ -403,18 +419,10 @@ def test_a_learned_global_temperature_follows_its_gradient_within_its_range(tmp_
   far = objective.clip_log_temperature(config.loss, jnp.asarray([-10.0, 0.0, 10.0]))
   np.testing.assert_allclose(np.exp(far), [0.1, 0.5, 0.5], rtol=1e-6)
   assert "contrastive (simclr, tau learned from 0.2)" in train.describe(config, run)
-  # Checkpointed and resumed exactly: 3 steps, save, restore into a fresh state, 3 more.
-  ckpt = checkpoint.Checkpointer(str(tmp_path), every=3, keep=1)
-  resumed = train.build_run(config).state  # run.state was donated to the first steps
-  for _ in range(3):
-    resumed, _ = step_fn(resumed, run.data.train, run.root, diagnose=False)
-  ckpt.save(3, resumed)
-  resumed = ckpt.restore_latest(train.build_run(config).state)
-  ckpt.close()
-  for _ in range(3):
-    resumed, _ = step_fn(resumed, run.data.train, run.root, diagnose=False)
+  # Checkpointed and resumed exactly (log tau and its Adam state included).
+  resumed = _three_steps_saved_restored_three_more(config, step_fn, tmp_path)
   for a, b in zip(jax.tree.leaves(resumed), jax.tree.leaves(state), strict=True):
-    np.testing.assert_array_equal(a, b)  # log tau and its Adam state included
+    np.testing.assert_array_equal(a, b)
   assert float(resumed.log_temperature) == float(state.log_temperature)
 
 
@@ -457,18 +465,10 @@ def test_per_sample_temperatures_move_by_isogclr_stay_in_range_and_resume_exactl
   np.testing.assert_allclose(moved["tau"][rows], want, rtol=1e-5, atol=1e-6)
   untouched = np.setdiff1d(np.arange(12), np.asarray(rows))
   np.testing.assert_array_equal(moved["tau"][untouched], start["tau"][untouched])
-  # Checkpointed and resumed exactly: 3 steps, save, restore into a fresh state, 3 more.
-  ckpt = checkpoint.Checkpointer(str(tmp_path), every=3, keep=1)
-  resumed = train.build_run(config).state
-  for _ in range(3):
-    resumed, _ = step_fn(resumed, run.data.train, run.root, diagnose=False)
-  ckpt.save(3, resumed)
-  resumed = ckpt.restore_latest(train.build_run(config).state)
-  ckpt.close()
-  for _ in range(3):
-    resumed, _ = step_fn(resumed, run.data.train, run.root, diagnose=False)
+  # Checkpointed and resumed exactly (tau, momentum and s of every instance).
+  resumed = _three_steps_saved_restored_three_more(config, step_fn, tmp_path)
   for a, b in zip(jax.tree.leaves(resumed), jax.tree.leaves(state), strict=True):
-    np.testing.assert_array_equal(a, b)  # tau, momentum and s of every instance
+    np.testing.assert_array_equal(a, b)
   results = train.learned_temperatures(state)["sample_temperature"]
   assert results["min"] >= 0.09 - 1e-7 and results["max"] <= 0.12 + 1e-7
   assert results["p10"] <= results["p50"] <= results["p90"]
