@@ -211,6 +211,12 @@ def accuracy_table(entries) -> tuple[list[str], list[int], dict[str, dict[int, r
   return labels, depths, acc
 
 
+def _optimiser(config) -> str:
+  """The optimiser every run shares, as the reports state it."""
+  o = config.optimizer
+  return f"{o.name.upper()} at learning rate {o.learning_rate:g} ({o.schedule})"
+
+
 def is_selection(entries) -> bool:
   """Whether `entries` are the selection stage's (evaluated on a held-out split)."""
   return any(e["config"]["data"].get("holdout_fraction", 0) > 0 for e in entries)
@@ -321,8 +327,9 @@ def _selection_report(workdir, entries, config) -> reporting.Report:
     intro=f"Dataset `{config.data.name}` (the last {config.data.holdout_fraction:.0%} of the "
     f"training set held out and evaluated on; the test split unused), {config.model.encoder}, "
     f"head depth {SELECTION_DEPTH}, d = {config.model.out_dim}, batch "
-    f"{config.data.batch_size}, {config.train.num_epochs} epochs per run. Every loss "
-    f"scaled to NT-Xent's (tau {NT_XENT_TAU:g}) gradient norm at initialisation. The test "
+    f"{config.data.batch_size}, {config.train.num_epochs} epochs per run, "
+    f"{_optimiser(config)} for every loss, each scaled to NT-Xent's (tau {NT_XENT_TAU:g}) "
+    "gradient norm at initialisation. The test "
     "stage (`selection=` this directory) trains each loss at its chosen value.",
     tables=_selection_lines(table),
     claims=claims(entries),
@@ -381,8 +388,9 @@ def report(workdir: str, entries: list[dict], config) -> reporting.Report:
     title="Chen, Luo & Li (NeurIPS 2021), Fig. 1: generalized contrastive losses",
     intro=f"Dataset `{config.data.name}`, {config.model.encoder}, batch "
     f"{config.data.batch_size}, {config.train.num_epochs} epochs per run. Linear accuracy "
-    "(%) of a probe on frozen encoder features, on the test split. Every loss scaled to "
-    f"NT-Xent's (tau {NT_XENT_TAU:g}) gradient norm at initialisation; each loss's tau or "
+    f"(%) of a probe on frozen encoder features, on the test split. {_optimiser(config)} for "
+    f"every loss, each scaled to NT-Xent's (tau {NT_XENT_TAU:g}) gradient norm at "
+    "initialisation; each loss's tau or "
     "lambda chosen on a held-out split of the training set (the selection stage). The "
     "paper gives this figure as bars without a table of numbers.",
     tables=tables,
