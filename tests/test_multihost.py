@@ -29,6 +29,7 @@ OVERRIDES = [
   "--config.train.tensorboard=False",
   "--config.train.checkpoint_every=8",
   "--config.eval.linear_epochs=3",
+  "--config.eval.monitor_every=8",  # the kNN monitor too, at steps 8 and 16
 ]
 
 
@@ -139,3 +140,10 @@ def test_two_processes_agree_with_one(tmp_path):
     np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-5)
   rows = (multi / "metrics.jsonl").read_text().splitlines()
   assert [json.loads(r)["step"] for r in rows] == [4, 8, 12, 16]  # written once, by process 0
+  # The kNN monitor on two processes sees what it sees on one.
+  monitors = [
+    {r["step"]: r["knn_monitor"] for r in map(json.loads, (d / "metrics.jsonl").open())
+     if "knn_monitor" in r} for d in (single, multi)
+  ]  # fmt: skip
+  assert list(monitors[0]) == list(monitors[1]) == [8, 16]
+  assert all(abs(monitors[0][k] - monitors[1][k]) <= 3 / 300 for k in (8, 16)), monitors

@@ -85,6 +85,7 @@ def tiny_config(data_dir):
       ("train.checkpoint_every", "4"),
       ("train.tensorboard", "False"),
       ("eval.linear_epochs", "2"),
+      ("eval.online_probe", "True"),  # trained on streamed batches, read on streamed features
       ("eval.linear_decay_epochs", "()"),
     ],
   )
@@ -125,7 +126,8 @@ def test_imagenet100_config_trains_checkpoints_resumes_and_evaluates(
   assert "32x32x3, convn float32, contrastive (memory_bank" in out
   steps = whole["steps"]
   assert steps == 2 * (whole["train_examples"] // 16) and steps > 7
-  for key in ("knn_accuracy", "linear_accuracy", "uniformity", "tolerance", "final_loss"):
+  for key in ("knn_accuracy", "linear_accuracy", "online_linear_accuracy", "uniformity",
+              "tolerance", "final_loss"):  # fmt: skip
     assert np.isfinite(whole[key]) and resumed[key] == whole[key], key
   assert "pixel_knn_accuracy" not in whole  # no pixel features for a streamed dataset
   assert whole["test_examples"] > 0
@@ -169,6 +171,7 @@ def test_two_processes_each_stream_their_shard(data_dir, tmp_path):
   assert results["train_examples"] == sum(shards["train"]) > 0
   assert results["test_examples"] == sum(shards["validation"]) > 0
   assert np.isfinite(results["final_loss"]) and 0 <= results["knn_accuracy"] <= 1
+  assert 0 <= results["online_linear_accuracy"] <= 1  # the probe over both shards
   bank = checkpoint.read_latest(str(workdir / "checkpoints"))[0]["bank"]
   assert bank.shape == (sum(shards["train"]), 32)
   # Each process gives 8 images a step, for as many steps as the smaller shard fills.
