@@ -38,7 +38,9 @@ class CheckpointMismatchError(ValueError):
 
 
 class WorkdirBusyError(RuntimeError):
-  """Another process is running in the same workdir."""
+  """Another process is running in the same workdir (`holder` says which)."""
+
+  holder = "another process"
 
 
 class WorkdirUnwritableError(OSError):
@@ -258,10 +260,12 @@ def _unwritable(workdir, error) -> WorkdirUnwritableError:
 
 
 def _busy(workdir, holder, detail="") -> WorkdirBusyError:
-  return WorkdirBusyError(
+  error = WorkdirBusyError(
     f"{workdir} is in use by {holder}{detail}; wait for that run to end or stop it, or "
     "use another --workdir."
   )
+  error.holder = holder
+  return error
 
 
 def _dead_here(lease: dict) -> bool:

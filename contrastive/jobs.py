@@ -85,8 +85,18 @@ def train_job(config, workdir: str) -> None:
     check=config_lib.check,
     on_start=lambda name, k, n: print(f"run {k}/{n}: {name}", flush=True),
     on_result=lambda name, r: print(headline(name, r, f"{workdir}/{name}/results.json")),
+    on_skip=lambda name, k, n, holder: print(
+      f"run {k}/{n}: {name} is training in {holder}; skipped", flush=True
+    ),
   )
   print(f"sweep: {workdir}/{sweep.SWEEP_FILE}")
+  left = len(config.sweep.runs) - len(entries)
+  if left:
+    print(
+      f"{left} of {len(config.sweep.runs)} runs are not finished (training in other "
+      "processes); the report covers the finished ones, and the last process to finish "
+      "writes the complete one (or rerun this command then)."
+    )
   if study is not None and jax.process_index() == 0:
     print(f"report: {study.report(workdir, entries, config).paths['report']}")
 

@@ -12,11 +12,22 @@ run; `read` loads it back (`contrastive.experiments.write_report` reports from i
 With `sweep.population = True`, runs that differ only in `loss.temperature` train
 together as one vmapped program (`train.train_population`), sharing every batch;
 their checkpoint lives in WORKDIR/populations/NAME.
+
+Several processes may run the same sweep command at once (on one machine or on
+several sharing the workdir; e.g. a few on one large GPU): each run is trained by the
+process that takes its directory's lock (`checkpoint.WorkdirLock`), and the others
+skip it, so every run trains once. Each process writes sweep.json and the report of
+what has finished when it has nothing left to claim; the last to finish writes the
+complete one. (Within one multi-process job, `jax.distributed`, every process trains
+every run together instead.)
 """
 
 import json
 import os
 
+import jax
+
+from contrastive import checkpoint
 from contrastive import config as config_lib
 from contrastive import paths
 from contrastive import train
@@ -104,7 +115,22 @@ def read(workdir: str) -> tuple[object, list[dict]]:
   return config_lib.from_saved(config), entries
 
 
-def run(config, workdir: str, *, check=None, on_result=None, on_start=None) -> list[dict]:
+def _run_dir(workdir, group) -> str:
+  """The directory whose lock a group's training holds: its run's, or its population's."""
+  if len(group) > 1:
+    return os.path.join(workdir, "populations", "+".join(n for n, _, _ in group)[:200])
+  return os.path.join(workdir, group[0][0])
+
+
+def _shared() -> bool:
+  """Whether runs held by another process are skipped: yes, unless this process is
+  one of a multi-process job (its processes must all train the same runs)."""
+  return jax.process_count() == 1
+
+
+def run(
+  config, workdir: str, *, check=None, on_result=None, on_start=None, on_skip=None
+) -> list[dict]:
   """Trains the runs of `config.sweep` that have no results yet; writes sweep.json.
 
   Args:
@@ -114,6 +140,7 @@ def run(config, workdir: str, *, check=None, on_result=None, on_start=None) -> l
     on_result: called with (name, results) after each run finishes.
     on_start: called with (name, k, n) as the k-th of the n declared runs starts
       (with the other members of its population, if any).
+    on_skip: called with (name, k, n, holder) for a run another process is training.
 
   Returns:
     sweep.json's entries: every finished run, in declaration order.
@@ -124,22 +151,39 @@ def run(config, workdir: str, *, check=None, on_result=None, on_start=None) -> l
       check(run_config)
   paths.makedirs(workdir)
   position = {name: k for k, (name, _, _) in enumerate(runs, 1)}
+
+  def skipped(group, holder):
+    for name, _, _ in group:
+      if on_skip is not None:
+        on_skip(name, position[name], len(runs), holder)
+
   for group in _groups(runs, config.sweep.population):
     if all(_finished(workdir, name) for name, _, _ in group):
       continue
-    for name, _, _ in group:
-      if on_start is not None:
-        on_start(name, position[name], len(runs))
-    for name, _, _ in group:
-      paths.makedirs(paths.path(workdir, name))
-    if len(group) > 1:  # a population trains, and finishes, as one
-      pop_dir = os.path.join(workdir, "populations", "+".join(n for n, _, _ in group)[:200])
-      paths.makedirs(pop_dir)
-      members = [(os.path.join(workdir, n), c) for n, _, c in group]
-      results = train.train_population(group[0][2], pop_dir, members)
-    else:
-      name, _, run_config = group[0]
-      results = [train.train_and_evaluate(run_config, os.path.join(workdir, name))]
+    run_dir = _run_dir(workdir, group)
+    try:  # claimed before its data load: a run another process holds costs nothing
+      claim = checkpoint.WorkdirLock(run_dir) if _shared() else None
+    except checkpoint.WorkdirBusyError as busy:
+      for name, _, _ in group:
+        if on_skip is not None:
+          on_skip(name, position[name], len(runs), busy.holder)
+      continue
+    try:
+      if all(_finished(workdir, name) for name, _, _ in group):
+        continue  # finished by another process since the first look
+      for name, _, _ in group:
+        if on_start is not None:
+          on_start(name, position[name], len(runs))
+      for name, _, _ in group:
+        paths.makedirs(paths.path(workdir, name))
+      if len(group) > 1:  # a population trains, and finishes, as one
+        members = [(os.path.join(workdir, n), c) for n, _, c in group]
+        results = train.train_population(group[0][2], run_dir, members, lock=claim)
+      else:
+        results = [train.train_and_evaluate(group[0][2], run_dir, lock=claim)]
+    finally:
+      if claim is not None:
+        claim.release()
     _write_summary(workdir, config, runs)
     if on_result is not None:
       for (name, _, _), r in zip(group, results, strict=True):

@@ -630,19 +630,26 @@ def learned_temperatures(state) -> dict:
   return {"sample_temperature": {k: float(v) for k, v in stats.items()}}
 
 
-def train_and_evaluate(config, workdir: str) -> dict:
+def train_and_evaluate(config, workdir: str, *, lock=None) -> dict:
   """Trains as `config` says, evaluates, and writes WORKDIR/results.json.
 
   Resumes from the latest checkpoint in WORKDIR/checkpoints if there is one. On
   several processes (after `jax.distributed.initialize`), each reads only its
   shard of the data; process 0 writes the logs and results.
 
+  Args:
+    config: the run's config.
+    workdir: its directory.
+    lock: the `checkpoint.WorkdirLock` on `workdir` if the caller took it already (a
+      sweep claims a run before loading its data); taken here otherwise. Released
+      when the run ends.
+
   Returns:
     The results dict (also written to results.json).
   """
   t_start = time.perf_counter()
   run = build_run(config)  # first: a missing dataset stops before the workdir exists
-  lock = _lock(workdir)
+  lock = lock or _lock(workdir)
   try:
     times = {"setup": round(time.perf_counter() - t_start, 1)}
     step_fn = jit_train_step(run.setup)
@@ -668,7 +675,7 @@ def without_temperature(config) -> dict:
   return d
 
 
-def train_population(config, workdir: str, members) -> list[dict]:
+def train_population(config, workdir: str, members, *, lock=None) -> list[dict]:
   """Trains runs that differ only in `loss.temperature` as one vmapped program.
 
   Every member starts from the same initial state (the config's seed) and sees
@@ -681,6 +688,7 @@ def train_population(config, workdir: str, members) -> list[dict]:
     members: (run directory, run config) pairs; the configs may differ from
       `config` in loss.temperature only. Each run directory receives that
       member's metrics.jsonl, TensorBoard events and results.json.
+    lock: as `train_and_evaluate`'s, on `workdir`.
 
   Returns:
     The members' results dicts, in order.
@@ -689,7 +697,7 @@ def train_population(config, workdir: str, members) -> list[dict]:
   if any(without_temperature(c) != without_temperature(config) for _, c in members):
     raise ValueError("A population's members may differ from its config in loss.temperature only.")
   run = build_run(config)  # first: a missing dataset stops before the workdir exists
-  lock = _lock(workdir)
+  lock = lock or _lock(workdir)
   try:
     return _train_population(config, workdir, members, run, t_start)
   finally:

@@ -10,6 +10,7 @@ import time
 import numpy as np
 import pytest
 
+from contrastive import checkpoint
 from contrastive import config as config_lib
 from contrastive import saved
 from contrastive import sweep
@@ -98,6 +99,21 @@ def test_interrupted_sweep_finishes_only_the_missing_runs(tmp_path):
   proc.send_signal(signal.SIGKILL)
   proc.wait()
   finished = {n: (workdir / n / "results.json").stat().st_mtime_ns for n in population}
+  assert not (workdir / "loss.name=simple" / "results.json").exists()
+  # The same command in a second process while another trains the missing run (its
+  # lock held here): it skips that run, trains nothing and says the sweep is not done.
+  lock = checkpoint.WorkdirLock(str(workdir / "loss.name=simple"))
+  try:
+    shared = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+  finally:
+    lock.release()
+  assert shared.returncode == 0, shared.stderr[-3000:]
+  lines = shared.stdout.splitlines()
+  skip = [line for line in lines if line.startswith("run ")]
+  holder = f"run 3/3: loss.name=simple is training in pid {os.getpid()} "
+  assert len(skip) == 1 and skip[0].startswith(holder) and skip[0].endswith("; skipped")
+  assert not any(line.startswith("finished ") for line in lines)
+  assert any(line.startswith("1 of 3 runs are not finished") for line in lines)
   assert not (workdir / "loss.name=simple" / "results.json").exists()
   # Second run: the same command trains only the missing run.
   rerun = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)

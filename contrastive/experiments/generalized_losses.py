@@ -143,10 +143,10 @@ def get_config(arg=None):
     ]
     return build(lambda selection=None: runs)
   chosen = chosen_values(selection)
-  runs = [
+  runs = [  # the deepest head first: the finding's depth, should a sweep stop early
     f"{o},{k}={chosen[n][0]:g},model.head_depth={depth}"
+    for depth in sorted(HEAD_DEPTHS, reverse=True)
     for n, o, k, _ in grid(out_dim)
-    for depth in HEAD_DEPTHS
   ]
   c = build(lambda selection=None: runs)
   c.sweep.inputs = (selection,)
