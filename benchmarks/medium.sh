@@ -7,13 +7,16 @@
 # selection stage, temperature_choice, then generalized_losses' test stage once the
 # selection is complete); a sweep's runs are claimed by their directory's lock, so every
 # run trains once and the GPU is shared by LANES runs at a time. At DEADLINE_S seconds
-# (counted from the start) whatever still trains is stopped; the reports are written
-# from the finished runs and OUT/medium.tgz holds every study's directory without its
-# checkpoints. SCALE and EXTRA (environment) change the scale and add config-argument
-# overrides, e.g. SCALE=small EXTRA=,epochs=1 for a rehearsal on a CPU.
+# (counted from the start) whatever still trains gets SIGTERM (it saves a checkpoint, so
+# the same command on the same WORK resumes it); the reports are written from the
+# finished runs and OUT/medium.tgz holds every study's directory without its
+# checkpoints. Two lanes are enough on an H200: one ResNet-18 run fills it, and six
+# trained no faster together than one alone (BENCHMARKS.md). SCALE and EXTRA
+# (environment) change the scale and add config-argument overrides, e.g. SCALE=small
+# EXTRA=,epochs=1 for a rehearsal on a CPU; WORK (default /tmp/medium) holds the runs.
 set -u
 out=${1:?usage: bash benchmarks/medium.sh OUT [LANES] [DEADLINE_S]}
-lanes=${2:-6}
+lanes=${2:-2}
 deadline=${3:-540}
 scale=${SCALE:-medium}
 extra=${EXTRA:-}
