@@ -164,9 +164,7 @@ def run(
     try:  # claimed before its data load: a run another process holds costs nothing
       claim = checkpoint.WorkdirLock(run_dir) if _shared() else None
     except checkpoint.WorkdirBusyError as busy:
-      for name, _, _ in group:
-        if on_skip is not None:
-          on_skip(name, position[name], len(runs), busy.holder)
+      skipped(group, busy.holder)
       continue
     try:
       if all(_finished(workdir, name) for name, _, _ in group):
