@@ -164,35 +164,39 @@ def _row_lse_fwd(rows, cols, shift, tau, row_ids, block, mask):
 
 
 def _row_lse_bwd(block, mask, res, g):
-  return _backward(block, mask, *res, g, select=None)
+  return _backward(block, mask, *res, g, selected=None)
 
 
-def _backward(block, mask, rows, cols, shift, tau, row_ids, d, g, *, select):
+def _backward(block, mask, rows, cols, shift, tau, row_ids, d, g, *, selected):
   """Cotangents of (rows, cols, shift, tau, row_ids) for d = row log-sum-exps.
 
-  Tile by tile. `select` is None (every valid column counts) or (threshold, quota)
-  [M] each: only columns with x > threshold, and the first `quota` (by position)
-  with x == threshold, count (`row_hard_logsumexp`).
+  Tile by tile. `selected` is None (every valid column counts) or [M, k] column
+  indices: only those columns count (`row_hard_logsumexp`, whose forward pass chose
+  them). The choice travels as indices, not as a threshold to compare recomputed
+  similarities against: the forward and backward are separately compiled programs
+  that may round the same dot product an ulp apart, and an entry at a threshold
+  would then drop out of the gradient (with k = 1, the row's whole negative
+  gradient).
   """
   num_rows, num_cols = rows.shape[0], cols.shape[0]
   r_blocks, c_blocks, s_blocks, i_blocks, tile = _blocks(rows, cols, shift, row_ids, block, mask)
   d_blocks = _pad_blocks(d, block)
   g = g.astype(tau.dtype)
   g_blocks = _pad_blocks(g, block)
-  hard = select is not None
-  if not hard:  # placeholders, never read: the plain kernel selects nothing
-    select = (jnp.zeros((num_rows,), tau.dtype), jnp.zeros((num_rows,), jnp.int32))
-  t_blocks, q_blocks = _pad_blocks(select[0], block), _pad_blocks(select[1], block)
+  hard = selected is not None
+  if not hard:  # a placeholder, never read: the plain kernel selects nothing
+    selected = jnp.zeros((num_rows, 1), jnp.int32)
+  sel_blocks = _pad_blocks(selected, block, fill=-1)
 
   def row_block(d_cols, args):
-    r_blk, shift_blk, ids_blk, d_blk, g_blk, t_blk, q_blk = args
+    r_blk, shift_blk, ids_blk, d_blk, g_blk, sel_blk = args
 
     def col_step(carry, cargs):
-      d_r, ws, wx, ties = carry
+      d_r, ws, wx = carry
       bj, c_blk = cargs
       x, valid = tile(r_blk, c_blk, shift_blk, ids_blk, tau, bj * block)
       if hard:
-        valid, ties = _selected(x, valid, t_blk, q_blk, ties)
+        valid &= _among(sel_blk, bj * block, block)
       w = jnp.where(valid, jnp.exp(jnp.where(valid, x - d_blk[:, None], 0.0)), 0.0)
       # dL/ds_ij = g_i w_ij / tau: the cotangent of this tile's similarities.
       gs = (g_blk / tau)[:, None] * w
@@ -200,17 +204,17 @@ def _backward(block, mask, rows, cols, shift, tau, row_ids, d, g, *, select):
       d_c = jnp.dot(gs.T, r_blk, preferred_element_type=tau.dtype)
       ws = ws + jnp.sum(w, axis=1)
       wx = wx + jnp.sum(w * jnp.where(valid, x, 0.0), axis=1)
-      return (d_r, ws, wx, ties), d_c
+      return (d_r, ws, wx), d_c
 
     zeros = jnp.zeros_like(shift_blk)
-    init = (jnp.zeros_like(r_blk), zeros, zeros, jnp.zeros_like(ids_blk))
-    (d_r, ws, wx, _), d_c = jax.lax.scan(col_step, init, (jnp.arange(c_blocks.shape[0]), c_blocks))
+    init = (jnp.zeros_like(r_blk), zeros, zeros)
+    (d_r, ws, wx), d_c = jax.lax.scan(col_step, init, (jnp.arange(c_blocks.shape[0]), c_blocks))
     return d_cols + d_c, (d_r, ws, wx)
 
   d_cols, (d_rows, ws, wx) = jax.lax.scan(
     row_block,
     jnp.zeros_like(c_blocks),
-    (r_blocks, s_blocks, i_blocks, d_blocks, g_blocks, t_blocks, q_blocks),
+    (r_blocks, s_blocks, i_blocks, d_blocks, g_blocks, sel_blocks),
   )
   ws, wx = ws.reshape(-1)[:num_rows], wx.reshape(-1)[:num_rows]
   # d(d_i)/d(shift_i) = -sum_j w_ij / tau (1 / tau, or 0 on a row without columns).
@@ -225,15 +229,13 @@ def _backward(block, mask, rows, cols, shift, tau, row_ids, d, g, *, select):
   )
 
 
-def _selected(x, valid, threshold, quota, ties_before):
-  """The valid entries of a tile among each row's top k: above the row's threshold,
-  or equal to it and among the first `quota` such entries by column (`ties_before`
-  of them in earlier tiles). Returns (selected, ties up to and including this tile).
-  A threshold of -inf (fewer valid columns than k) keeps all."""
-  tie = valid & (x == threshold[:, None])
-  rank = ties_before[:, None] + jnp.cumsum(tie, axis=1, dtype=jnp.int32) - tie
-  keep = valid & ((x > threshold[:, None]) | (tie & (rank < quota[:, None])))
-  return keep, ties_before + jnp.sum(tie, axis=1, dtype=jnp.int32)
+def _among(top_cols, j0, width):
+  """[rows, width] bool: which of the tile's columns j0 ... j0 + width - 1 are among
+  each row's `top_cols` [rows, k] (column indices; those of other tiles dropped)."""
+  inside = (top_cols >= j0) & (top_cols < j0 + width)
+  local = jnp.where(inside, top_cols - j0, width)  # `width` is out of range: dropped
+  rows = jnp.arange(top_cols.shape[0])[:, None]
+  return jnp.zeros((top_cols.shape[0], width), bool).at[rows, local].set(True, mode="drop")
 
 
 _row_lse.defvjp(_row_lse_fwd, _row_lse_bwd)
@@ -245,11 +247,12 @@ def row_hard_logsumexp(rows, cols, shift, temperature, *, num_hard: int, block_s
 
   The hard contrastive loss's denominator (Wang & Liu, Eq. 9) over tiles: the
   forward pass merges each tile into a running top-`num_hard` of every row (so the
-  loss is exactly the dense one's), keeps the row's threshold (its num_hard-th
-  value) and how many entries equal to it count, and the backward pass recomputes
-  each tile and selects the same entries from them. Ties at the threshold are
-  broken by column position, the lower index kept, as `jax.lax.top_k` does. Memory
-  O((M + K) x D + block_size x (block_size + num_hard)).
+  loss is exactly the dense one's) and keeps the selected columns' indices; the
+  backward pass recomputes each tile and counts only those columns, so exactly k
+  columns of a row receive gradient whatever the rounding of either program. Ties
+  are broken by column position, the lower index kept, as `jax.lax.top_k` does.
+  Memory O((M + K) x D + M x num_hard + block_size x (block_size + num_hard)): the
+  indices, [M, num_hard] int32, are the backward pass's residual.
 
   Args: as `row_logsumexp`, and num_hard: k >= 1 (all valid columns when a row has
   fewer).
@@ -265,31 +268,47 @@ def row_hard_logsumexp(rows, cols, shift, temperature, *, num_hard: int, block_s
   return _row_hard_lse(rows, cols, shift, tau, row_ids, num_hard, block_size, mask)
 
 
+def _row_top(r_blk, shift_blk, ids_blk, c_blocks, tile, tau, k, block):
+  """(values, columns) [block, k]: each row's k largest valid X over all column
+  tiles, a running top-k merged tile by tile (-inf where a row has fewer than k
+  valid columns). Ties keep the lower column, as `jax.lax.top_k` on the whole row:
+  the running entries all precede the tile's and top_k keeps the earlier of equals."""
+
+  def col_step(top, cargs):
+    values, cols = top
+    bj, c_blk = cargs
+    x, valid = tile(r_blk, c_blk, shift_blk, ids_blk, tau, bj * block)
+    merged = jnp.concatenate([values, jnp.where(valid, x, -jnp.inf)], axis=1)
+    tile_cols = jnp.broadcast_to((bj * block + jnp.arange(block)).astype(jnp.int32), (block, block))
+    values, at = jax.lax.top_k(merged, k)
+    cols = jnp.take_along_axis(jnp.concatenate([cols, tile_cols], axis=1), at, axis=1)
+    return (values, cols), None
+
+  # Made *_like the inputs, to vary over a mesh axis as they do (`views_logsumexp`);
+  # column -1 is none, and selects nothing in `_among`.
+  init = (
+    jnp.broadcast_to(jnp.full_like(shift_blk, -jnp.inf)[:, None], (block, k)),
+    jnp.broadcast_to(jnp.full_like(ids_blk, -1)[:, None], (block, k)),
+  )
+  top, _ = jax.lax.scan(col_step, init, (jnp.arange(c_blocks.shape[0]), c_blocks))
+  return top
+
+
 def _hard_forward(rows, cols, shift, tau, row_ids, k, block, mask):
-  """(d, threshold, quota) [M] each: the top-k log-sum-exp and its selection."""
+  """(d [M], selected [M, k]): the log-sum-exp of each row's top k, and their columns."""
   r_blocks, c_blocks, s_blocks, i_blocks, tile = _blocks(rows, cols, shift, row_ids, block, mask)
 
   def row_block(args):
-    r_blk, shift_blk, ids_blk = args
-
-    def col_step(top, cargs):
-      bj, c_blk = cargs
-      x, valid = tile(r_blk, c_blk, shift_blk, ids_blk, tau, bj * block)
-      merged = jnp.concatenate([top, jnp.where(valid, x, -jnp.inf)], axis=1)
-      return jax.lax.top_k(merged, k)[0], None
-
-    init = jnp.broadcast_to(jnp.full_like(shift_blk, -jnp.inf)[:, None], (block, k))
-    top, _ = jax.lax.scan(col_step, init, (jnp.arange(c_blocks.shape[0]), c_blocks))
-    threshold = top[:, -1]
-    quota = k - jnp.sum(top > threshold[:, None], axis=1, dtype=jnp.int32)
+    top, top_cols = _row_top(*args, c_blocks, tile, tau, k, block)
     m = top[:, 0]
     has = jnp.isfinite(m)
     safe = jnp.where(has, m, 0.0)
     d = jnp.where(has, safe + jnp.log(jnp.sum(jnp.exp(top - safe[:, None]), axis=1)), 0.0)
-    return d, threshold, quota
+    return d, top_cols
 
-  d, threshold, quota = jax.lax.map(row_block, (r_blocks, s_blocks, i_blocks))
-  return tuple(a.reshape(-1)[: rows.shape[0]] for a in (d, threshold, quota))
+  d, selected = jax.lax.map(row_block, (r_blocks, s_blocks, i_blocks))
+  num_rows = rows.shape[0]
+  return d.reshape(-1)[:num_rows], selected.reshape(-1, k)[:num_rows]
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(5, 6, 7))
@@ -298,14 +317,14 @@ def _row_hard_lse(rows, cols, shift, tau, row_ids, k, block, mask):
 
 
 def _row_hard_lse_fwd(rows, cols, shift, tau, row_ids, k, block, mask):
-  d, threshold, quota = _hard_forward(rows, cols, shift, tau, row_ids, k, block, mask)
-  return d, (rows, cols, shift, tau, row_ids, d, threshold, quota)
+  d, selected = _hard_forward(rows, cols, shift, tau, row_ids, k, block, mask)
+  return d, (rows, cols, shift, tau, row_ids, d, selected)
 
 
 def _row_hard_lse_bwd(k, block, mask, res, g):
   del k  # the selection is in the residuals
-  *res, threshold, quota = res
-  return _backward(block, mask, *res, g, select=(threshold, quota))
+  *res, selected = res
+  return _backward(block, mask, *res, g, selected=selected)
 
 
 _row_hard_lse.defvjp(_row_hard_lse_fwd, _row_hard_lse_bwd)

@@ -309,7 +309,8 @@ def macl_loss(
   d loss_i / d d_i = 1 exactly. It is computed in that form: its value stably
   (the official `softmax -> log -> 1 / (1 - P)` gives inf * 0 once P_i rounds to
   1, already at tau = 0.01 with s_ii - s_ik = 2), its gradient as that of d_i.
-  Value and gradient equal the official code's wherever that is finite. So the
+  Value and gradient equal the official code's wherever that is accurate (at tau_0 = 0.01 the
+  official code can be finite but wrong: it forms 1 - P by cancellation). So the
   positive's gradient is -1 / tau and each negative's is r_i(s_ij) / tau, Wang &
   Liu's relative penalty. An anchor with no valid negative has loss 0.
 
@@ -641,8 +642,11 @@ def sliced_wasserstein(h, prior, projection) -> jax.Array:
   References:
     Chen, Luo & Li, NeurIPS 2021, Sec. 3 (`get_swd_loss` in the official notebook).
   """
+  # In h's precision (float64 stays float64: the draws are float32 samples).
+  h = numerics.as_compute(h)
+  projection = jnp.asarray(projection, h.dtype)
   hw = jnp.sort(h @ projection, axis=0)
-  pw = jnp.sort(numerics.as_compute(prior) @ projection, axis=0)
+  pw = jnp.sort(jnp.asarray(prior, h.dtype) @ projection, axis=0)
   return jnp.mean(jnp.square(pw - hw))
 
 

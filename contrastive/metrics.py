@@ -125,7 +125,14 @@ def alignment(z1, z2, *, alpha=2.0) -> jax.Array:
   if z1.shape != z2.shape:
     raise ValueError(f"z1 and z2 must have the same shape, got {z1.shape}, {z2.shape}.")
   sq = jnp.sum(jnp.square(z1 - z2), axis=-1)
-  return jnp.mean(sq if alpha == 2 else jnp.power(sq, alpha / 2))
+  if alpha == 2:
+    return jnp.mean(sq)
+  # ||d||^alpha = sq^(alpha / 2) has an infinite derivative in sq at an aligned pair
+  # (sq = 0) for alpha < 2; times d(sq) = 0 that is NaN. The pair's gradient there is
+  # 0 (as Wang & Isola's torch `norm().pow(alpha)` gives), so such pairs go through
+  # a branch that never sees 0.
+  aligned = sq == 0
+  return jnp.mean(jnp.where(aligned, 0.0, jnp.power(jnp.where(aligned, 1.0, sq), alpha / 2)))
 
 
 def local_separation(z1, z2, *, k=10, block_size=DEFAULT_BLOCK_SIZE) -> jax.Array:

@@ -6,6 +6,7 @@ and gradients, with respect to both views and the temperature, to 1e-5 relative,
 at 2N = 512 and 4096, for block sizes that divide 2N and that do not.
 """
 
+import functools
 import json
 import os
 import subprocess
@@ -176,6 +177,63 @@ def test_blockwise_equals_dense(n2, block, loss):
     err_tiled = _max_error(tiled(z1, z2, tau), want[tau])
     err_dense = _max_error(dense(z1, z2, tau), want[tau])
     assert np.all(err_tiled <= np.maximum(1e-5, 1.5 * err_dense)), (tau, err_tiled, err_dense)
+
+
+def _reproducer_views(seeds, n=8, d=16):
+  """Issue 25's reproducer, one seed a row: [S, n, d] twice (noisy second views)."""
+  views = []
+  for seed in seeds:
+    rng = np.random.default_rng(seed)
+    z1 = rng.normal(size=(n, d))
+    views.append((z1, z1 + 1.5 * rng.normal(size=(n, d))))
+  return np.stack([v[0] for v in views]), np.stack([v[1] for v in views])
+
+
+@pytest.mark.parametrize("x64", [False, True], ids=["float32", "float64"])
+def test_tiled_hard_gradient_equals_dense_eager_and_jitted(x64):
+  # Outside jit, the forward and backward passes are separately compiled programs
+  # that may round the same similarity an ulp apart; a backward pass that re-selected
+  # the top k by comparing against the forward's threshold dropped the entry at the
+  # threshold (with k = 1, an anchor's whole negative gradient: errors up to 91%).
+  # One tile covering all 2N = 16 columns and several (blocks of 5).
+  with jax.enable_x64(x64):
+    dtype = np.float64 if x64 else np.float32
+    z1, z2 = (dtype(z) for z in _reproducer_views(range(10)))
+
+    def grads(block):
+      loss = lambda a, b: losses.hard_nt_xent(a, b, temperature=0.01, num_hard=1, block_size=block)
+      return jax.vmap(jax.grad(loss, argnums=(0, 1)))  # the ten seeds at once
+
+    want = jax.jit(grads(None))(z1, z2)
+    for block in (16, 5):
+      for how, fn in (("eager", grads(block)), ("jit", jax.jit(grads(block)))):
+        for got, ref, name in zip(fn(z1, z2), want, ("z1", "z2"), strict=True):
+          scale = np.max(np.abs(ref), axis=(1, 2), keepdims=True)
+          np.testing.assert_array_less(
+            np.abs(got - ref) / scale, 1e-10 if x64 else 1e-5, err_msg=(name, block, how)
+          )
+
+
+_EVERY_KERNEL = ("nt_xent", "logsumexp", "macl_linear", "hard", "nt_xent_cross_view",
+                 "hard_cross_view")  # fmt: skip
+
+
+@pytest.mark.parametrize("name", _EVERY_KERNEL)
+def test_every_tiled_kernel_equals_dense_eager_and_jitted(name):
+  # Value and gradients (z1, z2, tau) at tau = 0.01 in float64, without jit as well
+  # as with it, one tile covering all columns and several: both tiled kernels
+  # (`row_logsumexp`, `row_hard_logsumexp`) under every loss and layout that tiles
+  # (MACL's other schedule and hard_fraction tile as these do).
+  loss = {**_LOSSES, **_SMALL_ONLY}[name]
+  if loss is _hard:
+    loss = functools.partial(_hard, num_hard=1)
+  with jax.enable_x64(True):
+    z1, z2 = (np.float64(z) for z in _views(16, d=8, seed=2, noise=1.0))
+    want = _value_and_grads(loss(None))(z1, z2, 0.01)
+    for block in (16, 5):
+      fn = jax.value_and_grad(loss(block), argnums=(0, 1, 2))
+      _assert_close(fn(z1, z2, 0.01), want, rtol=1e-10)
+      _assert_close(jax.jit(fn)(z1, z2, 0.01), want, rtol=1e-10)
 
 
 def _reference_row_lse(rows, cols, shift, tau, mask):

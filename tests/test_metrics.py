@@ -56,6 +56,24 @@ def test_alignment_matches_reference(alpha):
   np.testing.assert_allclose(got, reference.alignment(z1, z2, alpha), rtol=1e-5)
 
 
+@pytest.mark.parametrize("alpha", [0.5, 1.0, 1.5, 2.0, 3.0])
+def test_alignment_gradient_at_an_aligned_pair_is_zero_and_elsewhere_unchanged(alpha):
+  # ||d||^alpha through sq^(alpha / 2): an infinite derivative at sq = 0 times 0 was
+  # NaN. The aligned pair's gradient is 0 (Wang & Isola's torch code gives 0 too),
+  # and the other pairs' gradients are those of the mean over them alone, rescaled.
+  z1, z2 = _features(5, n=4)
+  z1[1] = z2[1] = np.eye(8)[3]  # exactly aligned: unit vectors normalise without rounding
+  grad = jax.jit(jax.grad(functools.partial(metrics.alignment, alpha=alpha), argnums=(0, 1)))
+  g1, g2 = (np.asarray(g) for g in grad(z1, z2))
+  assert np.all(np.isfinite(g1)) and np.all(np.isfinite(g2))
+  np.testing.assert_array_equal(g1[1], 0.0)
+  np.testing.assert_array_equal(g2[1], 0.0)
+  rest = [0, 2, 3]
+  r1, r2 = (np.asarray(g) * 3 / 4 for g in grad(z1[rest], z2[rest]))
+  np.testing.assert_allclose(g1[rest], r1, rtol=1e-5, atol=1e-7)
+  np.testing.assert_allclose(g2[rest], r2, rtol=1e-5, atol=1e-7)
+
+
 @pytest.mark.parametrize("block_size", [4, 45, 1024])
 def test_local_separation_matches_reference(block_size):
   z1, z2 = _features(3)
