@@ -15,6 +15,7 @@ from absl import logging as absl_logging
 from contrastive import checkpoint
 from contrastive import config as config_lib
 from contrastive import jobs
+from contrastive import step as step_lib
 
 _CONFIG = flags.DEFINE_string(
   "config",
@@ -87,9 +88,7 @@ def main(argv):
 
     jax.distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
   if _COMPILATION_CACHE.value != "off":
-    from contrastive import train  # noqa: PLC0415
-
-    train.enable_compilation_cache(_COMPILATION_CACHE.value or None)
+    step_lib.enable_compilation_cache(_COMPILATION_CACHE.value or None)
   try:
     jobs.run(config, _WORKDIR.value)
   except jobs.USER_ERRORS as e:

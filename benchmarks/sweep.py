@@ -3,8 +3,8 @@
   python benchmarks/sweep.py [--encoder convn] [--width 64] [--batch 128] [--repeats 5]
                              [--temperatures 0.07,0.2,0.3,0.5,0.7,1.0] [--json out.json]
 
-One population step (`train.population_step`: the batch built once, the P models'
-updates vmapped over tau) against P separate `train.train_step`s on the same data,
+One population step (`population.population_step`: the batch built once, the P models'
+updates vmapped over tau) against P separate `step_lib.train_step`s on the same data,
 one per temperature, as a sweep of separate runs would take them. Both are timed
 side by side in each repeat (population, then the P separate steps); the medians
 over --repeats and their ratio are printed as one JSON line. Defaults: the
@@ -24,8 +24,10 @@ import jax.numpy as jnp
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from benchmarks import common  # noqa: E402
+from contrastive import build  # noqa: E402
+from contrastive import population as population_lib  # noqa: E402
 from contrastive import recipes  # noqa: E402
-from contrastive import train  # noqa: E402
+from contrastive import step as step_lib  # noqa: E402
 
 
 def main():
@@ -45,14 +47,14 @@ def main():
   config.optimizer.update(schedule="constant")
   config.eval.update(online_probe=False, monitor_every=0)  # the contrastive step alone
 
-  run = train.build_run(config)
-  pop_step = train.jit_population_step(run.setup, jnp.asarray(taus))
-  population = train.stack_population(run.state, len(taus))
+  run = build.build_run(config)
+  pop_step = population_lib.jit_population_step(run.setup, jnp.asarray(taus))
+  population = population_lib.stack_population(run.state, len(taus))
   separate = []
   for tau in taus:
     config.loss.temperature = tau
-    single = train.build_run(config)
-    separate.append([train.jit_train_step(single.setup), single.state])
+    single = build.build_run(config)
+    separate.append([step_lib.jit_train_step(single.setup), single.state])
 
   def time_population():
     nonlocal population

@@ -4,7 +4,7 @@
                                   [--encoder resnet18] [--width 64]
                                   [--peak_tflops P] [--json out.json]
 
-The step is `train.train_step` as training runs it: batch gathered and augmented
+The step is `step_lib.train_step` as training runs it: batch gathered and augmented
 on the device, ResNet-18 (CIFAR stem) + 2-layer head on both views, NT-Xent over
 the global batch, SGD-momentum update. Reports the median step time over
 --repeats runs after a warm-up (the unlogged step, and beside it, interleaved, the
@@ -25,9 +25,10 @@ import jax
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from benchmarks import common  # noqa: E402
+from contrastive import build  # noqa: E402
 from contrastive import models  # noqa: E402
 from contrastive import recipes  # noqa: E402
-from contrastive import train  # noqa: E402
+from contrastive import step as step_lib  # noqa: E402
 
 
 def _step_flops(step, *args) -> float:
@@ -65,9 +66,9 @@ def main():
   config.data.update(name="shapes", batch_size=args.batch)  # CIFAR-shaped, no download
   config.model.update(encoder=args.encoder, dtype=args.dtype, width=args.width)
   config.optimizer.update(name="sgd", schedule="constant", learning_rate=0.03)
-  run = train.build_run(config)
+  run = build.build_run(config)
   state, data, root = run.state, run.data.train, run.root
-  step = train.jit_train_step(run.setup)
+  step = step_lib.jit_train_step(run.setup)
   flops = _step_flops(step, state, data, root)
   state, _ = jax.block_until_ready(step(state, data, root))  # compile + warm up
   times = {False: [], True: []}

@@ -1,8 +1,8 @@
-"""The training config's schema: the complete base, its checks, and one override parser.
+"""The training config's schema: the complete base and one override parser.
 
 Every key the trainer reads is set in `base()`, so a typo is an error, not a silent
-default. Recipes (`contrastive.recipes`, `configs/`) edit a copy of it; `check`
-rejects impossible values before any compute, one line per mistake
+default. Recipes (`contrastive.recipes`, `configs/`) edit a copy of it;
+`checks.check` rejects impossible values before any compute, one line per mistake
 (`ConfigError`); `apply` is the one parser of overrides, used alike by config
 arguments (`configs/cifar10.py:loss=hard_contrastive,temperature=0.7`), sweep
 runs ("loss.name=simple") and command-line flags (`--config.loss.temperature=0.5`).
@@ -17,20 +17,18 @@ import inspect
 import itertools
 import os
 
-import jax
 import ml_collections
 from ml_collections import config_dict
-
-from contrastive import losses
-from contrastive import models
-from contrastive import objective
-from contrastive import optim
-from contrastive.data import augment
-from contrastive.data import sources
 
 
 class ConfigError(ValueError):
   """A config value or argument that cannot work; the message says what to change."""
+
+
+def check_choice(what: str, value, valid) -> None:
+  """Raises ConfigError unless `value` is one of `valid` (the message lists them)."""
+  if value not in valid:
+    raise ConfigError(f"Unknown {what} {value!r}; valid: {', '.join(valid)}.")
 
 
 def base() -> ml_collections.ConfigDict:
@@ -73,10 +71,12 @@ def base() -> ml_collections.ConfigDict:
   )
   c.loss = ml_collections.ConfigDict(
     dict(
+      # objective.SPECS: contrastive, hard_contrastive, simple, hard_simple, macl, dcl,
+      # generalized.
       name="contrastive",
       layout="simclr",
       temperature=0.2,
-      # tau as a function of the step (objective.TEMPERATURE_SCHEDULES): "constant"
+      # tau as a function of the step (temperature.SCHEDULES): "constant"
       # (loss.temperature); "cosine", Kukleva et al. (ICLR 2023): tau_min + (tau_max -
       # tau_min) (1 + cos(pi e / half_period)) / 2 at epoch e (their defaults 0.1,
       # 1.0, 200); "linear": from tau_max down to loss.temperature over warm epochs.
@@ -91,7 +91,7 @@ def base() -> ml_collections.ConfigDict:
       temperature_learned="none",
       temperature_learning_rate=1e-3,
       # "per_sample": tau_i per training instance (a row each, like the memory bank),
-      # moved by iSogCLR's rule (Qiu et al., ICML 2023; objective.update_sample_
+      # moved by iSogCLR's rule (Qiu et al., ICML 2023; temperature.update_sample_
       # temperatures), the defaults their unimodal code's: DRO radius rho, the
       # moving estimate's weight gamma, momentum beta_u, step eta; clipped to
       # [temperature_min, temperature_max] (theirs 0.05, 1.0; they start at 0.1).
@@ -111,15 +111,16 @@ def base() -> ml_collections.ConfigDict:
       # The loss is multiplied by `scale` (Chen et al.'s notebooks' loss_scaling), or,
       # with scale_reference="nt_xent", by the factor that gives it NT-Xent's gradient
       # norm (at scale_reference_temperature) at initialisation, on the first batch
-      # (`train.calibrate_loss_scale`): the generalized losses' gradients are ~tau/d of
+      # (`build.calibrate_loss_scale`): the generalized losses' gradients are ~tau/d of
       # NT-Xent's, so one SGD learning rate would starve them.
       scale=1.0,
       scale_reference="none",
       scale_reference_temperature=0.2,
       bank_momentum=0.5,
-      # None: the dense kernels; an integer: NT-Xent, the hard contrastive loss and
-      # MACL (SimCLR or cross-view layout) and the generalized loss over tiles of
-      # this side, memory O(B D + block_size^2).
+      # None: the dense kernels; an integer: the losses with a tiled form (a LossSpec's
+      # tiled_layouts: NT-Xent, the hard contrastive loss, MACL, DCL and the generalized
+      # loss, SimCLR or cross-view layout) over tiles of this side, memory O(B D +
+      # block_size^2).
       block_size=config_dict.placeholder(int),
     )
   )
@@ -170,228 +171,6 @@ def base() -> ml_collections.ConfigDict:
   # chosen hyperparameters the runs use).
   c.sweep = ml_collections.ConfigDict(dict(runs=(), population=False, report="", inputs=()))
   return c
-
-
-# ----------------------------------------------------------------------------------
-# Checks.
-
-
-def _choice(what: str, value, valid) -> None:
-  if value not in valid:
-    raise ConfigError(f"Unknown {what} {value!r}; valid: {', '.join(valid)}.")
-
-
-def _check_temperature_schedule(config) -> None:
-  loss = config.loss
-  _choice("learned temperature (loss.temperature_learned)", loss.temperature_learned,
-          objective.LEARNED_TEMPERATURES)  # fmt: skip
-  _choice(
-    "temperature schedule (loss.temperature_schedule)",
-    loss.temperature_schedule,
-    objective.TEMPERATURE_SCHEDULES,
-  )
-  learned = loss.temperature_learned != "none"
-  scheduled = loss.temperature_schedule != "constant"
-  if learned and scheduled:
-    raise ConfigError(
-      "loss.temperature_learned and loss.temperature_schedule both set tau; keep one "
-      "(loss.temperature_schedule='constant' or loss.temperature_learned='none')."
-    )
-  if (learned or scheduled) and "sweep" in config and config.sweep.population:
-    what = "learned" if learned else f"{loss.temperature_schedule!r} temperature schedule"
-    raise ConfigError(
-      f"sweep.population trains members that differ in loss.temperature, which a {what} "
-      f"{'temperature ' if learned else ''}replaces; set sweep.population=False."
-    )
-  if learned:
-    if not 0 < loss.temperature_min <= loss.temperature <= loss.temperature_max:
-      raise ConfigError(
-        f"a learned temperature starts at loss.temperature={loss.temperature} inside "
-        f"[loss.temperature_min, loss.temperature_max] = [{loss.temperature_min}, "
-        f"{loss.temperature_max}]; change one of them."
-      )
-    if not loss.temperature_learning_rate > 0:
-      raise ConfigError(
-        f"loss.temperature_learning_rate must be > 0, got {loss.temperature_learning_rate}."
-      )
-  if loss.temperature_learned == "per_sample":
-    _check_per_sample(loss)
-  if not scheduled:
-    return
-  if not 0 < loss.temperature_min <= loss.temperature_max:
-    raise ConfigError(
-      f"loss.temperature_min and loss.temperature_max must satisfy 0 < min <= max, got "
-      f"{loss.temperature_min} and {loss.temperature_max}."
-    )
-  key = {"cosine": "temperature_half_period_epochs", "linear": "temperature_warm_epochs"}[
-    loss.temperature_schedule
-  ]
-  if not loss[key] > 0:
-    raise ConfigError(f"loss.{key} must be > 0, got {loss[key]}.")
-
-
-LOSS_SCALE_REFERENCES = ("none", "nt_xent")
-
-
-def _check_loss_scale(config) -> None:
-  loss = config.loss
-  _choice("loss scale reference (loss.scale_reference)", loss.scale_reference,
-          LOSS_SCALE_REFERENCES)  # fmt: skip
-  if not loss.scale > 0:
-    raise ConfigError(f"loss.scale must be > 0, got {loss.scale}.")
-  if loss.scale_reference == "none":
-    return
-  if loss.scale != 1.0:
-    raise ConfigError(
-      "loss.scale and loss.scale_reference='nt_xent' both set the loss's scale; keep one "
-      "(loss.scale=1.0 or loss.scale_reference='none')."
-    )
-  if not loss.scale_reference_temperature > 0:
-    raise ConfigError(
-      f"loss.scale_reference_temperature must be > 0, got {loss.scale_reference_temperature}."
-    )
-  if "sweep" in config and config.sweep.population:
-    raise ConfigError(
-      "loss.scale_reference calibrates one run's loss at its own temperature; set "
-      "sweep.population=False."
-    )
-
-
-def _check_per_sample(loss) -> None:
-  served = loss.name in objective.PER_SAMPLE_LOSSES and loss.layout in objective.PER_SAMPLE_LAYOUTS
-  if not served:
-    raise ConfigError(
-      f"a per-sample temperature serves loss.name in {objective.PER_SAMPLE_LOSSES} with "
-      f"loss.layout in {objective.PER_SAMPLE_LAYOUTS}, not {loss.name!r} with {loss.layout!r}; "
-      "change them or set loss.temperature_learned='global'."
-    )
-  if loss.block_size is not None:
-    raise ConfigError("a per-sample temperature needs the dense kernels; unset loss.block_size.")
-  ranges = {
-    "loss.temperature_sample_learning_rate": (loss.temperature_sample_learning_rate, "> 0"),
-    "loss.temperature_gamma": (loss.temperature_gamma, "in (0, 1]"),
-    "loss.temperature_momentum": (loss.temperature_momentum, "in (0, 1]"),
-  }
-  for key, (value, want) in ranges.items():
-    ok = value > 0 if want == "> 0" else 0 < value <= 1
-    if not ok:
-      raise ConfigError(f"{key} must be {want}, got {value}.")
-
-
-def _check_streamed(config) -> None:
-  """What a dataset streamed from disk (`data.streaming`) cannot do."""
-  name = config.data.name
-  unsupported = {
-    "data.randbit_bits": config.data.randbit_bits,
-    "data.digits_pool": config.data.digits_pool,
-    "data.train_examples": config.data.train_examples,
-    "data.holdout_fraction": config.data.holdout_fraction,
-    "sweep.population": "sweep" in config and config.sweep.population,
-    "eval.monitor_every": config.eval.monitor_every,
-    "loss.scale_reference": config.loss.scale_reference != "none" and config.loss.scale_reference,
-  }
-  for key, value in unsupported.items():
-    if value:
-      raise ConfigError(
-        f"{key}={value!r} needs an in-memory dataset; data.name={name!r} streams from "
-        f"disk; unset {key}."
-      )
-  if config.data.batch_size % jax.process_count():
-    raise ConfigError(
-      f"data.batch_size={config.data.batch_size} must be a multiple of the "
-      f"{jax.process_count()} processes (each streams its share of a batch)."
-    )
-
-
-def check(config) -> None:
-  """Raises ConfigError on the first impossible value in a training config."""
-  _choice("loss (loss.name)", config.loss.name, tuple(objective.LOSSES))
-  _choice("negative layout (loss.layout)", config.loss.layout, objective.LAYOUTS)
-  _choice("optimizer (optimizer.name)", config.optimizer.name, optim.OPTIMIZERS)
-  _choice("schedule (optimizer.schedule)", config.optimizer.schedule, optim.SCHEDULES)
-  _choice("encoder (model.encoder)", config.model.encoder, tuple(models.ENCODERS))
-  _choice("dataset (data.name)", config.data.name, sources.names())
-  if config.data.name in sources.STREAMING_DATASETS:
-    _check_streamed(config)
-  _choice("augmentation (data.augment)", config.data.augment, tuple(augment.PRESETS))
-  _choice("model.dtype", config.model.dtype, tuple(models.DTYPES))
-  if config.model.dtype == "float64" and not jax.config.jax_enable_x64:
-    raise ConfigError("model.dtype='float64' needs JAX_ENABLE_X64=1 in the environment.")
-  if config.loss.name == "generalized":
-    _choice(
-      "distribution (loss.distribution)",
-      config.loss.distribution,
-      tuple(losses.GENERALIZED_DISTRIBUTIONS),
-    )
-  if not config.loss.temperature > 0:
-    raise ConfigError(f"loss.temperature must be > 0, got {config.loss.temperature}.")
-  _check_temperature_schedule(config)
-  _check_loss_scale(config)
-  positive = {
-    "data.batch_size": config.data.batch_size,
-    "train.num_epochs": config.train.num_epochs,
-    "optimizer.learning_rate": config.optimizer.learning_rate,
-    "train.log_every": config.train.log_every,
-    "eval.online_probe_learning_rate": config.eval.online_probe_learning_rate,
-    "eval.monitor_examples": config.eval.monitor_examples,
-  }
-  for name, value in positive.items():
-    if not value > 0:
-      raise ConfigError(f"{name} must be > 0, got {value}.")
-  if not (isinstance(config.eval.monitor_every, int) and config.eval.monitor_every >= 0):
-    raise ConfigError(
-      f"eval.monitor_every must be a whole number of steps >= 0 (0 = no kNN monitor), got "
-      f"{config.eval.monitor_every!r}."
-    )
-  if config.data.digits_pool < 0 or config.data.digits_size < 0:
-    raise ConfigError(
-      f"data.digits_pool and data.digits_size must be >= 0 (0 = off / unresized), got "
-      f"{config.data.digits_pool} and {config.data.digits_size}."
-    )
-  if config.data.digits_pool and jax.process_count() > 1:
-    raise ConfigError(
-      "data.digits_pool (digits on images) pastes digits on whole splits in one process; "
-      "run it on a single host."
-    )
-  holdout = config.data.holdout_fraction
-  if not (0 <= holdout < 1 and abs(100 * holdout - round(100 * holdout)) < 1e-9):
-    raise ConfigError(
-      f"data.holdout_fraction must be a whole percent in [0, 1) (0 = evaluate on the test "
-      f"split), got {holdout}."
-    )
-  if config.data.train_examples < 0:
-    raise ConfigError(
-      f"data.train_examples must be >= 0 (0 = all), got {config.data.train_examples}."
-    )
-  devices = jax.device_count()
-  if config.data.batch_size % devices:
-    raise ConfigError(
-      f"data.batch_size={config.data.batch_size} is not divisible by the {devices} devices; "
-      f"use a multiple of {devices}."
-    )
-  block = config.loss.block_size
-  if block is not None:
-    if not block >= 1:
-      raise ConfigError(
-        f"loss.block_size must be a positive integer (or None for the dense kernel), got {block}."
-      )
-    if config.loss.layout not in objective.BLOCKWISE.get(config.loss.name, ()):
-      raise ConfigError(
-        f"loss.block_size tiles NT-Xent, hard_contrastive and MACL (loss.layout='simclr' or "
-        f"'cross_view') and the generalized loss only, not loss.name={config.loss.name!r} with "
-        f"loss.layout={config.loss.layout!r}; unset loss.block_size."
-      )
-  if config.loss.layout == "memory_bank" and config.loss.name == "generalized":
-    raise ConfigError("loss.name='generalized' uses in-batch views; set loss.layout='simclr'.")
-  if not 0 <= config.loss.bank_momentum < 1:
-    raise ConfigError(f"loss.bank_momentum must be in [0, 1), got {config.loss.bank_momentum}.")
-  if config.loss.name == "macl":
-    try:
-      losses.check_macl_schedule(
-        config.loss.macl_schedule, config.loss.macl_alpha, config.loss.macl_alignment_ref
-      )
-    except ValueError as e:
-      raise ConfigError(str(e)) from None
 
 
 # ----------------------------------------------------------------------------------
@@ -496,14 +275,32 @@ def apply(config, overrides) -> ml_collections.ConfigDict:
   """Sets each (key, value text) pair (or a "k=v,k=v" string) on `config`, in place.
 
   Keys are full ("loss.temperature", "num_points") or `SHORT_NAMES`; each value is
-  typed like the field it replaces. Raises ConfigError naming the first bad pair.
+  typed like the field it replaces; "None" unsets a field that may be unset
+  (`loss.block_size=None`: the dense kernel). Raises ConfigError naming the first bad
+  pair.
   """
   if overrides is None or isinstance(overrides, str):
     overrides = parse(overrides)
   for key, text in overrides:
     parent, field = _parent_and_field(config, key)
-    parent[field] = typed_value(key, text, parent[field], parent.get_type(field))
+    kind = parent.get_type(field)
+    if text == "None" and kind is not str:
+      if parent[field] is not None and not _unset_by_default(key):
+        raise ConfigError(f"{key}=None: this key cannot be unset; give it a value.")
+      parent[field] = None
+      continue
+    parent[field] = typed_value(key, text, parent[field], kind)
   return config
+
+
+def _unset_by_default(key: str) -> bool:
+  """Whether the config key `key` (full or short) defaults to None (unset) in `base()`."""
+  node = base()
+  for part in (SHORT_NAMES.get(key, key) if "." not in key else key).split("."):
+    if not isinstance(node, ml_collections.ConfigDict) or part not in node:
+      return False
+    node = node[part]
+  return node is None
 
 
 def grid(**axes) -> tuple[str, ...]:

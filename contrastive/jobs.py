@@ -11,6 +11,7 @@ Every config is checked before anything is written; the errors a user fixes
 import jax
 
 from contrastive import checkpoint
+from contrastive import checks
 from contrastive import config as config_lib
 from contrastive import experiments
 from contrastive import sweep
@@ -71,7 +72,7 @@ def _study(name: str):
 def train_job(config, workdir: str) -> None:
   """One run, or the sweep of `config.sweep.runs` and its study's report."""
   if not config.sweep.runs:
-    config_lib.check(config)
+    checks.check(config)
     print_results(train.train_and_evaluate(config, workdir), f"{workdir}/results.json")
     return
   study = _study(config.sweep.report) if config.sweep.report else None
@@ -82,7 +83,7 @@ def train_job(config, workdir: str) -> None:
   entries = sweep.run(
     config,
     workdir,
-    check=config_lib.check,
+    check=checks.check,
     on_start=lambda name, k, n: print(f"run {k}/{n}: {name}", flush=True),
     on_result=lambda name, r: print(headline(name, r, f"{workdir}/{name}/results.json")),
     on_skip=lambda name, k, n, holder: print(

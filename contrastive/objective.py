@@ -1,23 +1,38 @@
-"""The training objective: a loss kernel on a layout of negatives, and the memory bank.
+"""The training objective: the loss registry, the layouts of negatives, the memory bank.
+
+A loss is one `LossSpec` in `SPECS`: its kernels and everything the trainer and the
+config checks need to know of it (the layouts it takes, whether it has a tiled form,
+whether a per-sample temperature serves it, the temperature it really applies, its
+own config checks). Nothing else in the package names a loss.
 
 `objective(cfg, z1, z2, ...)` takes the projections of a batch's two views and the
 loss section of the config: it lays out (pos, neg, neg_mask) as `cfg.layout` says
-(`LAYOUTS`), applies the loss `cfg.name` names (`LOSSES`), and returns the loss with
-similarity statistics for logging; `loss` and `diagnostics` are its two halves
-(the trainer computes the second on logged steps only). The temperature may be
-traced, so a temperature population vmaps the whole objective over tau.
+(`LAYOUTS`), applies the spec's kernel, and returns the loss with similarity
+statistics for logging; `loss` and `diagnostics` are its two halves (the trainer
+computes the second on logged steps only). The temperature may be traced, so a
+temperature population vmaps the whole objective over tau.
+
+Adding a loss: its kernel in `contrastive.losses`, one `LossSpec` below, its keys in
+`config.base()`, its tests.
 """
+
+from collections.abc import Callable
+import dataclasses
 
 import jax
 import jax.numpy as jnp
 
 from contrastive import analysis
+from contrastive import config
 from contrastive import losses
 from contrastive import metrics
 from contrastive import numerics
 from contrastive import pairs
 
 LAYOUTS = ("simclr", "cross_view", "memory_bank")
+# The layouts a loss computes over tiles (loss.block_size): the two-view ones. The
+# memory bank has no tiled form.
+TILED_LAYOUTS = ("simclr", "cross_view")
 
 
 def layout(name, z1, z2, bank, indices):
@@ -34,107 +49,43 @@ def layout(name, z1, z2, bank, indices):
   )
 
 
-TEMPERATURE_SCHEDULES = ("constant", "cosine", "linear")
-LEARNED_TEMPERATURES = ("none", "global", "per_sample")
-# The losses and layouts a per-sample temperature serves: one tau_i per anchor.
-PER_SAMPLE_LOSSES = ("contrastive", "hard_contrastive")
-PER_SAMPLE_LAYOUTS = ("simclr", "memory_bank")
-# iSogCLR's clip on the per-sample temperature gradient (their code's grad_clip).
-PER_SAMPLE_GRADIENT_CLIP = 3.0
+@dataclasses.dataclass(frozen=True)
+class LossSpec:
+  """Everything the trainer and the config checks know of one loss.
 
-
-def clip_log_temperature(cfg, log_tau):
-  """A learned log-temperature held in [log temperature_min, log temperature_max]."""
-  return jnp.clip(log_tau, jnp.log(cfg.temperature_min), jnp.log(cfg.temperature_max))
-
-
-def init_sample_temperatures(cfg, num_train: int) -> dict:
-  """A per-sample temperature's state (loss.temperature_learned="per_sample"), a row
-  per training instance like the memory bank: tau_i (from loss.temperature), the
-  momentum of its updates, and log s_i, the moving estimate of g_i (-inf: unvisited)."""
-  return {
-    "tau": jnp.full((num_train,), cfg.temperature, jnp.float32),
-    "momentum": jnp.zeros((num_train,), jnp.float32),
-    "log_s": jnp.full((num_train,), -jnp.inf, jnp.float32),
-  }
-
-
-def anchor_temperatures(sample: dict, indices) -> jax.Array:
-  """The [2B] temperatures of a batch's anchors (both views of instance i: tau_i), in
-  the order `layout` gives its anchors (first views, then second views)."""
-  tau = sample["tau"][indices]
-  return jnp.concatenate([tau, tau])
-
-
-def update_sample_temperatures(cfg, sample: dict, z1, z2, *, indices, bank) -> dict:
-  """iSogCLR's step on the batch's per-sample temperatures (Qiu et al., ICML 2023).
-
-  For each anchor, the gradient of F(tau) = tau (log s + rho) (`losses.
-  isogclr_temperature_gradient`, s the moving estimate with weight
-  cfg.temperature_gamma); an instance's two anchors are averaged (and their s),
-  clipped to +-PER_SAMPLE_GRADIENT_CLIP, folded into a momentum u = (1 - beta) u +
-  beta grad (beta = cfg.temperature_momentum), and tau_i <- clip(tau_i - eta u,
-  temperature_min, temperature_max), eta = cfg.temperature_sample_learning_rate: their
-  code's `SogCLR_DRO_Loss` update. No gradient reaches the network from here.
+  Attributes:
+    name: loss.name.
+    description: what it is, in a few words (listed by `run.py --help`).
+    per_anchor: (pos, neg, neg_mask, cfg, tau) -> [N] per-anchor losses on a
+      layout's similarities; None for a loss of the views themselves.
+    views: (cfg, z1, z2, tau, *, key, block_size, mesh, layout) -> the scalar loss
+      of two views [B, D]: the tiled form (block_size an integer), and for a loss
+      without `per_anchor` the dense one too (block_size None); None: no such form.
+    layouts: the loss.layout values it takes.
+    tiled_layouts: those it computes over tiles (loss.block_size).
+    per_sample_temperature: whether a per-sample temperature (one tau_i per
+      anchor) serves it.
+    applied_temperature: (cfg, pos, tau) -> the temperature the kernel applies, for
+      a loss that adapts tau to the batch (MACL); None: tau itself.
+    extra_diagnostics: (cfg, pos, tau) -> {name: scalar} logged beside the standard
+      statistics; None: nothing.
+    stats_layout: the layout whose similarities the diagnostics describe; None:
+      loss.layout.
+    check: (loss cfg) -> None, raising `config.ConfigError` on its own impossible
+      values; None: nothing to check.
   """
-  z1, z2 = jax.lax.stop_gradient(z1), jax.lax.stop_gradient(z2)
-  _, neg, mask = layout(cfg.layout, z1, z2, bank, indices)
-  log_s = sample["log_s"][indices]
-  grad, log_s_new = losses.isogclr_temperature_gradient(
-    neg,
-    mask,
-    temperature=anchor_temperatures(sample, indices),
-    rho=cfg.temperature_rho,
-    log_s=jnp.concatenate([log_s, log_s]),
-    gamma=cfg.temperature_gamma,
-  )
-  b = indices.shape[0]
-  limit = PER_SAMPLE_GRADIENT_CLIP
-  grad = jnp.clip((grad[:b] + grad[b:]) / 2, -limit, limit)
-  beta = cfg.temperature_momentum
-  momentum = (1 - beta) * sample["momentum"][indices] + beta * grad
-  tau = sample["tau"][indices] - cfg.temperature_sample_learning_rate * momentum
-  tau = jnp.clip(tau, cfg.temperature_min, cfg.temperature_max)
-  log_s = jnp.logaddexp(log_s_new[:b], log_s_new[b:]) - jnp.log(2.0)  # (s1 + s2) / 2
-  return {
-    "tau": sample["tau"].at[indices].set(tau),
-    "momentum": sample["momentum"].at[indices].set(momentum),
-    "log_s": sample["log_s"].at[indices].set(log_s),
-  }
 
-
-def temperature_schedule(cfg, steps_per_epoch: int):
-  """The loss config's temperature as a function of the (traced) step, or None for a
-  constant `cfg.temperature` (`cfg.temperature_schedule`).
-
-  "cosine" is Kukleva et al.'s schedule (ICLR 2023; their code's
-  `min_tau + 0.5 (max_tau - min_tau) (1 + cos(pi epoch / t_max))`), with the epoch
-  counted continuously from 0 here (step / steps_per_epoch; theirs steps once per
-  epoch, counted from 1): tau_max at step 0, tau_min after the half period, tau_max
-  again after a whole one. "linear" falls from tau_max to `cfg.temperature` over
-  `cfg.temperature_warm_epochs`, then stays. Both are functions of the step alone,
-  so a resumed run continues the schedule exactly.
-  """
-  name = cfg.temperature_schedule
-  if name == "constant":
-    return None
-  low, high = cfg.temperature_min, cfg.temperature_max
-
-  def epoch(step):
-    return jnp.asarray(step, jnp.float32) / steps_per_epoch
-
-  if name == "cosine":
-    half = cfg.temperature_half_period_epochs
-    return lambda step: low + 0.5 * (high - low) * (1 + jnp.cos(jnp.pi * epoch(step) / half))
-  if name == "linear":
-    warm, final = cfg.temperature_warm_epochs, cfg.temperature
-    return lambda step: high + (final - high) * jnp.clip(epoch(step) / warm, 0.0, 1.0)
-  raise ValueError(f"Unknown temperature schedule {name!r}; valid: {TEMPERATURE_SCHEDULES}.")
-
-
-def uses_bank(cfg) -> bool:
-  """Whether the loss config `cfg` keeps an NPID memory bank in the train state."""
-  return cfg.layout == "memory_bank" and cfg.name != "generalized"
+  name: str
+  description: str
+  per_anchor: Callable | None = None
+  views: Callable | None = None
+  layouts: tuple[str, ...] = LAYOUTS
+  tiled_layouts: tuple[str, ...] = ()
+  per_sample_temperature: bool = False
+  applied_temperature: Callable | None = None
+  extra_diagnostics: Callable | None = None
+  stats_layout: str | None = None
+  check: Callable | None = None
 
 
 def _hard(cfg) -> dict:
@@ -144,55 +95,163 @@ def _hard(cfg) -> dict:
   return {"hard_fraction": cfg.hard_fraction}
 
 
-# Similarity-level losses, each (pos, neg, neg_mask, loss config, temperature) ->
-# per-anchor loss [N]; the temperature is an argument so a population can vary it.
+def _tiles(block_size, mesh, layout) -> dict:
+  return {"block_size": block_size, "mesh": mesh, "layout": layout}
 
 
-def contrastive(pos, neg, neg_mask, cfg, temperature):
-  del cfg
-  return losses.contrastive_loss(pos, neg, temperature=temperature, neg_mask=neg_mask)
+def _macl_kwargs(cfg) -> dict:
+  return {"alpha": cfg.macl_alpha, "alignment_ref": cfg.macl_alignment_ref,
+          "schedule": cfg.macl_schedule}  # fmt: skip
 
 
-def hard_contrastive(pos, neg, neg_mask, cfg, temperature):
-  return losses.hard_contrastive_loss(
-    pos, neg, temperature=temperature, neg_mask=neg_mask, **_hard(cfg)
+def _macl_applied(cfg, pos, tau):
+  return losses.macl_temperature(pos, temperature=tau, **_macl_kwargs(cfg))
+
+
+def _macl_floor(cfg, pos, tau) -> dict:
+  """{"temperature_floored": 1.0 if MACL's temperature floor binds on this batch}."""
+  raw = losses.macl_temperature(pos, temperature=tau, min_ratio=None, **_macl_kwargs(cfg))
+  floored = raw < losses.MACL_MIN_TEMPERATURE_RATIO * tau
+  return {"temperature_floored": jnp.asarray(floored, jnp.float32)}
+
+
+def _check_macl(cfg) -> None:
+  try:
+    losses.check_macl_schedule(cfg.macl_schedule, cfg.macl_alpha, cfg.macl_alignment_ref)
+  except ValueError as e:
+    raise config.ConfigError(str(e)) from None
+
+
+def _check_generalized(cfg) -> None:
+  config.check_choice("distribution (loss.distribution)", cfg.distribution,
+                      tuple(losses.GENERALIZED_DISTRIBUTIONS))  # fmt: skip
+
+
+def _generalized(cfg, z1, z2, tau, *, key, block_size, mesh, layout):
+  del layout  # Chen et al.'s terms are of the stacked views, in no layout
+  return losses.generalized_contrastive_loss(
+    z1, z2, distribution=cfg.distribution, weight=cfg.weight, temperature=tau,
+    normalize=cfg.normalize, key=key, block_size=block_size, mesh=mesh,
+  )  # fmt: skip
+
+
+SPECS = {
+  s.name: s
+  for s in (
+    LossSpec(
+      "contrastive",
+      "InfoNCE / NT-Xent (Wang & Liu Eq. 1)",
+      per_anchor=lambda pos, neg, mask, cfg, tau: losses.contrastive_loss(
+        pos, neg, temperature=tau, neg_mask=mask
+      ),
+      views=lambda cfg, z1, z2, tau, *, key, block_size, mesh, layout: losses.nt_xent(
+        z1, z2, temperature=tau, **_tiles(block_size, mesh, layout)
+      ),
+      tiled_layouts=TILED_LAYOUTS,
+      per_sample_temperature=True,
+    ),
+    LossSpec(
+      "hard_contrastive",
+      "only the hardest negatives (Wang & Liu Eq. 9; loss.num_hard or hard_fraction)",
+      per_anchor=lambda pos, neg, mask, cfg, tau: losses.hard_contrastive_loss(
+        pos, neg, temperature=tau, neg_mask=mask, **_hard(cfg)
+      ),
+      views=lambda cfg, z1, z2, tau, *, key, block_size, mesh, layout: losses.hard_nt_xent(
+        z1, z2, temperature=tau, **_tiles(block_size, mesh, layout), **_hard(cfg)
+      ),
+      tiled_layouts=TILED_LAYOUTS,
+      per_sample_temperature=True,
+    ),
+    LossSpec(
+      "simple",
+      "no hardness awareness (Wang & Liu Eq. 3; loss.simple_weight)",
+      per_anchor=lambda pos, neg, mask, cfg, tau: losses.simple_loss(
+        pos, neg, weight=cfg.simple_weight, neg_mask=mask
+      ),
+    ),
+    LossSpec(
+      "hard_simple",
+      "the simple loss over the hardest negatives (Wang & Liu Table 1)",
+      per_anchor=lambda pos, neg, mask, cfg, tau: losses.hard_simple_loss(
+        pos, neg, weight=cfg.simple_weight, neg_mask=mask, **_hard(cfg)
+      ),
+    ),
+    LossSpec(
+      "macl",
+      "Model-Aware Contrastive Learning (Huang et al.; loss.macl_*)",
+      per_anchor=lambda pos, neg, mask, cfg, tau: losses.macl_loss(
+        pos, neg, temperature=tau, neg_mask=mask, **_macl_kwargs(cfg)
+      ),
+      views=lambda cfg, z1, z2, tau, *, key, block_size, mesh, layout: losses.macl_nt_xent(
+        z1, z2, temperature=tau, **_macl_kwargs(cfg), **_tiles(block_size, mesh, layout)
+      ),
+      tiled_layouts=TILED_LAYOUTS,
+      applied_temperature=_macl_applied,
+      extra_diagnostics=_macl_floor,
+      check=_check_macl,
+    ),
+    LossSpec(
+      "dcl",
+      "decoupled contrastive loss: the positive out of the denominator (Yeh et al.)",
+      per_anchor=lambda pos, neg, mask, cfg, tau: losses.dcl_loss(
+        pos, neg, temperature=tau, neg_mask=mask
+      ),
+      views=lambda cfg, z1, z2, tau, *, key, block_size, mesh, layout: losses.dcl(
+        z1, z2, temperature=tau, **_tiles(block_size, mesh, layout)
+      ),
+      tiled_layouts=TILED_LAYOUTS,
+    ),
+    LossSpec(
+      "generalized",
+      "alignment + lambda x distribution matching (Chen et al.; loss.distribution)",
+      views=_generalized,
+      layouts=TILED_LAYOUTS,
+      tiled_layouts=TILED_LAYOUTS,
+      stats_layout="simclr",
+      check=_check_generalized,
+    ),
   )
-
-
-def simple(pos, neg, neg_mask, cfg, temperature):
-  del temperature
-  return losses.simple_loss(pos, neg, weight=cfg.simple_weight, neg_mask=neg_mask)
-
-
-def hard_simple(pos, neg, neg_mask, cfg, temperature):
-  del temperature
-  return losses.hard_simple_loss(
-    pos, neg, weight=cfg.simple_weight, neg_mask=neg_mask, **_hard(cfg)
-  )
-
-
-def macl(pos, neg, neg_mask, cfg, temperature):
-  return losses.macl_loss(
-    pos,
-    neg,
-    temperature=temperature,
-    alpha=cfg.macl_alpha,
-    alignment_ref=cfg.macl_alignment_ref,
-    schedule=cfg.macl_schedule,
-    neg_mask=neg_mask,
-  )
-
-
-# loss.name -> its per-anchor loss; "generalized" works on the embeddings themselves
-# (Chen et al.'s alignment + lambda x distribution), not on a layout's similarities.
-SIMILARITY_LOSSES = {
-  "contrastive": contrastive,
-  "hard_contrastive": hard_contrastive,
-  "simple": simple,
-  "hard_simple": hard_simple,
-  "macl": macl,
 }
-LOSSES = (*SIMILARITY_LOSSES, "generalized")
+LOSSES = tuple(SPECS)
+
+
+def spec(cfg) -> LossSpec:
+  """The `LossSpec` loss config `cfg` names; ValueError listing the valid names."""
+  if cfg.name not in SPECS:
+    raise ValueError(f"Unknown loss {cfg.name!r}; valid: {', '.join(LOSSES)}.")
+  return SPECS[cfg.name]
+
+
+def check(cfg) -> None:
+  """Raises `config.ConfigError` where the loss config cannot work: the loss's layout,
+  its tiled form, its own keys."""
+  config.check_choice("loss (loss.name)", cfg.name, LOSSES)
+  config.check_choice("negative layout (loss.layout)", cfg.layout, LAYOUTS)
+  s = SPECS[cfg.name]
+  if cfg.layout not in s.layouts:
+    raise config.ConfigError(
+      f"loss.name={cfg.name!r} does not take loss.layout={cfg.layout!r}; set loss.layout to "
+      f"one of {', '.join(repr(x) for x in s.layouts)}."
+    )
+  if cfg.block_size is not None:
+    if not cfg.block_size >= 1:
+      raise config.ConfigError(
+        f"loss.block_size must be a positive integer (or None for the dense kernel), got "
+        f"{cfg.block_size}."
+      )
+    if cfg.layout not in s.tiled_layouts:
+      tiled = ", ".join(n for n, x in SPECS.items() if x.tiled_layouts)
+      raise config.ConfigError(
+        f"loss.block_size tiles {tiled} (loss.layout 'simclr' or 'cross_view') only, not "
+        f"loss.name={cfg.name!r} with loss.layout={cfg.layout!r}; unset loss.block_size."
+      )
+  if s.check is not None:
+    s.check(cfg)
+
+
+def uses_bank(cfg) -> bool:
+  """Whether the loss config `cfg` keeps an NPID memory bank in the train state."""
+  return cfg.layout == "memory_bank" and "memory_bank" in spec(cfg).layouts
 
 
 def objective(cfg, z1, z2, *, indices, bank, key, temperature=None, mesh=None):
@@ -204,7 +263,8 @@ def objective(cfg, z1, z2, *, indices, bank, key, temperature=None, mesh=None):
     indices: the batch's dataset indices [B] (the memory bank's rows).
     bank: the memory bank [num_train, D], or None.
     key: PRNG key of the step's random draws (the SWD projections).
-    temperature: a scalar, possibly traced, replacing `cfg.temperature`.
+    temperature: a scalar, possibly traced (or [2B], one per anchor), replacing
+      `cfg.temperature`.
     mesh: the mesh whose "data" axis shards the batch (for the tiled kernels).
 
   Returns:
@@ -217,28 +277,30 @@ def objective(cfg, z1, z2, *, indices, bank, key, temperature=None, mesh=None):
 def loss(cfg, z1, z2, *, indices, bank, key, temperature=None, mesh=None):
   """The scalar loss `cfg` names on projections z1, z2 [B, D] (arguments as `objective`).
 
-  `mesh`: the device mesh whose "data" axis shards the batch; the tiled kernels
-  (`cfg.block_size`) then give each device its own rows (`losses.nt_xent`).
+  With `cfg.block_size` (or for a loss of the views themselves), the spec's `views`
+  form; `mesh`, the device mesh whose "data" axis shards the batch, then gives each
+  device its own rows' tiles (`losses.nt_xent`). Otherwise the spec's per-anchor
+  kernel on the layout's similarities, averaged.
   """
-  z1 = numerics.as_compute(z1)
-  z2 = numerics.as_compute(z2)
+  s = spec(cfg)
+  z1, z2 = numerics.as_compute(z1), numerics.as_compute(z2)
   tau = cfg.temperature if temperature is None else temperature
-  if cfg.name == "generalized":
-    return losses.generalized_contrastive_loss(
-      z1,
-      z2,
-      distribution=cfg.distribution,
-      weight=cfg.weight,
-      temperature=tau,
-      normalize=cfg.normalize,
-      key=key,
-      block_size=cfg.get("block_size"),
-      mesh=mesh,
-    )
-  if cfg.get("block_size") is not None:
-    return _tiled_loss(cfg, z1, z2, tau, mesh)
+  block_size = cfg.get("block_size")
+  if s.per_anchor is None or block_size is not None:
+    return s.views(cfg, z1, z2, tau, key=key, block_size=block_size, mesh=mesh, layout=cfg.layout)
   pos, neg, mask = layout(cfg.layout, z1, z2, bank, indices)
-  return jnp.mean(SIMILARITY_LOSSES[cfg.name](pos, neg, mask, cfg, tau))
+  return jnp.mean(s.per_anchor(pos, neg, mask, cfg, tau))
+
+
+def _applied(s: LossSpec, cfg, pos, tau):
+  """The temperature the loss applies (MACL's adaptive one), and the spec's extras."""
+  extra = {} if s.extra_diagnostics is None else s.extra_diagnostics(cfg, pos, tau)
+  applied = tau if s.applied_temperature is None else s.applied_temperature(cfg, pos, tau)
+  return applied, extra
+
+
+def _logged(tau):
+  return jnp.mean(jnp.asarray(tau, jnp.float32))  # a per-sample tau: the batch's mean
 
 
 def diagnostics(cfg, z1, z2, *, indices, bank, temperature=None):
@@ -246,28 +308,27 @@ def diagnostics(cfg, z1, z2, *, indices, bank, temperature=None):
 
   The positive and mean negative similarity, the mean hardest negative, the mean
   entropy of the relative penalty (Wang & Liu's hardness measure, through one
-  extra gradient of the loss), the temperature the loss used, and the batch's
+  extra gradient of the loss), the temperature the loss applied, and the batch's
   alignment and uniformity. The trainer computes them on logged steps only.
   With `cfg.block_size`, those that need the whole similarity matrix are left out.
   """
-  z1 = numerics.as_compute(z1)
-  z2 = numerics.as_compute(z2)
+  s = spec(cfg)
+  z1, z2 = numerics.as_compute(z1), numerics.as_compute(z2)
   tau = cfg.temperature if temperature is None else temperature
+  name = s.stats_layout or cfg.layout
   if cfg.get("block_size") is not None:
-    return _tiled_stats(cfg, z1, z2, tau)
-  name = "simclr" if cfg.name == "generalized" else cfg.layout
+    return _tiled_stats(s, cfg, name, z1, z2, tau)
   pos, neg, mask = layout(name, z1, z2, bank, indices)
-  extra = _floor_binds(cfg, pos, tau)
-  tau = _logged_temperature(cfg, pos, tau)
+  applied, extra = _applied(s, cfg, pos, tau)
   return jax.lax.stop_gradient(
     {
       "pos_sim": jnp.mean(pos),
       "neg_sim": jnp.sum(jnp.where(mask, neg, 0.0)) / jnp.sum(mask),
       "neg_sim_max": jnp.mean(jnp.max(jnp.where(mask, neg, -jnp.inf), axis=-1)),
       "penalty_entropy": jnp.mean(
-        analysis.penalty_entropy(pos, neg, temperature=tau, neg_mask=mask)
+        analysis.penalty_entropy(pos, neg, temperature=applied, neg_mask=mask)
       ),
-      "temperature": jnp.mean(jnp.asarray(tau, jnp.float32)),  # per-sample: the batch's mean
+      "temperature": _logged(applied),
       "batch_alignment": metrics.alignment(z1, z2),
       "batch_uniformity": metrics.uniformity(z1),
       **extra,
@@ -275,60 +336,8 @@ def diagnostics(cfg, z1, z2, *, indices, bank, temperature=None):
   )
 
 
-def _logged_temperature(cfg, pos, tau):
-  """The temperature the loss used: MACL's adaptive one, else `tau` itself."""
-  if cfg.name != "macl":
-    return tau
-  return _macl_temperature(cfg, pos, tau)
-
-
-def _floor_binds(cfg, pos, tau) -> dict:
-  """MACL: {"temperature_floored": 1.0 if its temperature floor binds on this batch}."""
-  if cfg.name != "macl":
-    return {}
-  raw = _macl_temperature(cfg, pos, tau, min_ratio=None)
-  floored = raw < losses.MACL_MIN_TEMPERATURE_RATIO * tau
-  return {"temperature_floored": jnp.asarray(floored, jnp.float32)}
-
-
-def _macl_temperature(cfg, pos, tau, **kwargs):
-  return losses.macl_temperature(
-    pos,
-    temperature=tau,
-    alpha=cfg.macl_alpha,
-    alignment_ref=cfg.macl_alignment_ref,
-    schedule=cfg.macl_schedule,
-    **kwargs,
-  )
-
-
-# The losses `loss.block_size` computes tile by tile (`contrastive.blockwise`), by
-# name, with the layouts they allow: NT-Xent, the hard contrastive loss (a running
-# top-k) and MACL on the two-view layouts, and the generalized loss (its logsumexp
-# term; SWD builds no n x n matrix). The memory bank has no tiled form.
-BLOCKWISE = {
-  "contrastive": ("simclr", "cross_view"),
-  "hard_contrastive": ("simclr", "cross_view"),
-  "macl": ("simclr", "cross_view"),
-  "generalized": ("simclr", "cross_view", "memory_bank"),
-}
-
-
-def _tiled_loss(cfg, z1, z2, tau, mesh):
-  """NT-Xent, the hard loss or MACL on a two-view layout over tiles of `cfg.block_size`."""
-  tiles = {"block_size": cfg.block_size, "mesh": mesh, "layout": cfg.layout}
-  if cfg.name == "hard_contrastive":
-    return losses.hard_nt_xent(z1, z2, temperature=tau, **tiles, **_hard(cfg))
-  if cfg.name == "macl":
-    return losses.macl_nt_xent(
-      z1, z2, temperature=tau, alpha=cfg.macl_alpha, alignment_ref=cfg.macl_alignment_ref,
-      schedule=cfg.macl_schedule, **tiles,
-    )  # fmt: skip
-  return losses.nt_xent(z1, z2, temperature=tau, **tiles)
-
-
-def _tiled_stats(cfg, z1, z2, tau):
-  """`objective`'s diagnostics without any [2B, 2B] array.
+def _tiled_stats(s: LossSpec, cfg, name, z1, z2, tau):
+  """`diagnostics` without any [2B, 2B] array.
 
   The ones that need the whole similarity matrix (the hardest negative, the
   penalty entropy) are left out; the mean negative similarity comes from closed
@@ -338,9 +347,9 @@ def _tiled_stats(cfg, z1, z2, tau):
   """
   h1, h2 = numerics.l2_normalize(z1), numerics.l2_normalize(z2)
   pos_half = jnp.sum(h1 * h2, axis=-1)
-  extra = _floor_binds(cfg, pos_half, tau)
+  applied, extra = _applied(s, cfg, pos_half, tau)
   n = h1.shape[0]
-  if cfg.layout == "cross_view" and cfg.name != "generalized":
+  if name == "cross_view":
     neg_sim = (jnp.dot(jnp.sum(h1, axis=0), jnp.sum(h2, axis=0)) - jnp.sum(pos_half)) / max(
       n * (n - 1), 1
     )
@@ -352,7 +361,7 @@ def _tiled_stats(cfg, z1, z2, tau):
     {
       "pos_sim": jnp.mean(pos_half),
       "neg_sim": neg_sim,
-      "temperature": jnp.asarray(_logged_temperature(cfg, pos_half, tau), jnp.float32),
+      "temperature": _logged(applied),
       "batch_alignment": metrics.alignment(z1, z2),
       "batch_uniformity": metrics.uniformity(z1),
       **extra,

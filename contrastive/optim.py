@@ -11,7 +11,6 @@ import jax
 import optax
 
 SCHEDULES = ("constant", "step", "warmup_cosine", "linear")
-OPTIMIZERS = ("sgd", "lars", "adam")
 
 
 def learning_rate_schedule(cfg, steps_per_epoch: int, num_steps: int):
@@ -38,21 +37,34 @@ def decay_mask(params, *, exclude_bn_and_bias: bool):
   return jax.tree.map(lambda p: p.ndim > 1 or not exclude_bn_and_bias, params)
 
 
+def _sgd(cfg, schedule, mask):  # coupled L2, as PyTorch's SGD(weight_decay=...)
+  return optax.chain(
+    optax.add_decayed_weights(cfg.weight_decay, mask), optax.sgd(schedule, momentum=cfg.momentum)
+  )
+
+
+def _lars(cfg, schedule, mask):
+  return optax.lars(
+    schedule,
+    weight_decay=cfg.weight_decay,
+    weight_decay_mask=mask,
+    trust_ratio_mask=mask,
+    momentum=cfg.momentum,
+  )
+
+
+def _adam(cfg, schedule, mask):  # coupled L2, as a Keras kernel regulariser
+  return optax.chain(optax.add_decayed_weights(cfg.weight_decay, mask), optax.adam(schedule))
+
+
+# optimizer.name -> (optimizer config, schedule, weight-decay mask) -> the transformation.
+_OPTIMIZERS = {"sgd": _sgd, "lars": _lars, "adam": _adam}
+OPTIMIZERS = tuple(_OPTIMIZERS)
+
+
 def create_optimizer(cfg, schedule) -> optax.GradientTransformation:
   """SGD + momentum (Wang & Liu), LARS (SimCLR) or Adam (RandBit), with weight decay."""
+  if cfg.name not in _OPTIMIZERS:
+    raise ValueError(f"Unknown optimizer {cfg.name!r}; valid: {', '.join(OPTIMIZERS)}.")
   mask = functools.partial(decay_mask, exclude_bn_and_bias=cfg.exclude_bn_and_bias)
-  if cfg.name == "sgd":  # coupled L2, as PyTorch's SGD(weight_decay=...)
-    return optax.chain(
-      optax.add_decayed_weights(cfg.weight_decay, mask), optax.sgd(schedule, momentum=cfg.momentum)
-    )
-  if cfg.name == "lars":
-    return optax.lars(
-      schedule,
-      weight_decay=cfg.weight_decay,
-      weight_decay_mask=mask,
-      trust_ratio_mask=mask,
-      momentum=cfg.momentum,
-    )
-  if cfg.name == "adam":  # coupled L2, as a Keras kernel regulariser
-    return optax.chain(optax.add_decayed_weights(cfg.weight_decay, mask), optax.adam(schedule))
-  raise ValueError(f"Unknown optimizer {cfg.name!r}; valid: {', '.join(OPTIMIZERS)}.")
+  return _OPTIMIZERS[cfg.name](cfg, schedule, mask)

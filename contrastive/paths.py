@@ -101,3 +101,11 @@ def upload(local_dir: str, remote_dir) -> None:
       rel = os.path.relpath(os.path.join(root, name), local_dir)
       with open(os.path.join(root, name), "rb") as f:
         write_bytes(path(remote_dir, rel), f.read())
+
+
+def cache_dir() -> str:
+  """The project's cache on this machine (generated datasets, compiled programs):
+  $CONTRASTIVE_CACHE, else ~/.cache/contrastive."""
+  return os.environ.get("CONTRASTIVE_CACHE") or os.path.join(
+    os.path.expanduser("~"), ".cache", "contrastive"
+  )

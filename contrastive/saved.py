@@ -20,14 +20,15 @@ import jax
 import ml_collections
 import numpy as np
 
+from contrastive import build
 from contrastive import checkpoint
 from contrastive import config as config_lib
 from contrastive import evaluate
 from contrastive import logs
 from contrastive import numerics
 from contrastive import paths
+from contrastive import population
 from contrastive import provenance as provenance_lib
-from contrastive import train
 from contrastive.data import pipeline
 
 
@@ -81,13 +82,13 @@ def test_features(run: Run, *, max_examples: int | None = None):
   Returns:
     (features [N, F], projections [N, D], labels [N]) as NumPy arrays.
   """
-  built = train.build_run(run.config)
+  built = build.build_run(run.config)
   state = built.state
   directory = os.path.join(run.path, "checkpoints")
   member = run.results.get("population_member")
   if member is not None:
     directory = os.path.join(run.results["population_workdir"], "checkpoints")
-    state = train.stack_population(state, run.results["population_size"])
+    state = population.stack_population(state, run.results["population_size"])
   if not paths.is_dir(directory):
     raise FileNotFoundError(
       f"No checkpoints in {directory}: cannot rebuild the model of {run.path}."

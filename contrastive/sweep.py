@@ -10,7 +10,7 @@ the missing runs. sweep.json holds the sweep's config and one entry per finished
 run; `read` loads it back (`contrastive.experiments.write_report` reports from it).
 
 With `sweep.population = True`, runs that differ only in `loss.temperature` train
-together as one vmapped program (`train.train_population`), sharing every batch;
+together as one vmapped program (`population.train_population`), sharing every batch;
 their checkpoint lives in WORKDIR/populations/NAME.
 
 Several processes may run the same sweep command at once (on one machine or on
@@ -30,6 +30,7 @@ import jax
 from contrastive import checkpoint
 from contrastive import config as config_lib
 from contrastive import paths
+from contrastive import population
 from contrastive import train
 
 SWEEP_FILE = "sweep.json"
@@ -62,7 +63,7 @@ def _groups(runs, population: bool):
     return [[r] for r in runs]
   groups: dict[str, list] = {}
   for r in runs:
-    key = json.dumps(train.without_temperature(r[2]), sort_keys=True, default=str)
+    key = json.dumps(population.without_temperature(r[2]), sort_keys=True, default=str)
     groups.setdefault(key, []).append(r)
   return list(groups.values())
 
@@ -176,7 +177,7 @@ def run(
         paths.makedirs(paths.path(workdir, name))
       if len(group) > 1:  # a population trains, and finishes, as one
         members = [(os.path.join(workdir, n), c) for n, _, c in group]
-        results = train.train_population(group[0][2], run_dir, members, lock=claim)
+        results = population.train_population(group[0][2], run_dir, members, lock=claim)
       else:
         results = [train.train_and_evaluate(group[0][2], run_dir, lock=claim)]
     finally:

@@ -19,8 +19,9 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from contrastive import build  # noqa: E402
 from contrastive import recipes  # noqa: E402
-from contrastive import train  # noqa: E402
+from contrastive import step as step_lib  # noqa: E402
 from contrastive.data import pipeline  # noqa: E402
 from contrastive.data import sources  # noqa: E402
 
@@ -43,14 +44,14 @@ def main():
     config.data.batch_size, config.data.augment, config.data.image_size = 16, "randbit", 28
     config.loss.update(loss)
     config.eval.online_probe = False  # the contrastive step alone (its stats NaN when skipped)
-    mesh = train.make_mesh()
+    mesh = build.make_mesh()
     data = pipeline.to_device(source.train, mesh=mesh)
-    setup, _ = train.make_setup(config, mesh, data.num_examples)
+    setup, _ = build.make_setup(config, mesh, data.num_examples)
     root = jax.random.key(0)
-    step = train.jit_train_step(setup)
+    step = step_lib.jit_train_step(setup)
     runs = []
     for diagnose_first in (False, True):
-      state = train.create_state(
+      state = step_lib.create_state(
         setup, jax.random.fold_in(root, 0), source.image_shape, len(source.train.labels)
       )
       state, first = step(state, data, root, diagnose=diagnose_first)

@@ -17,22 +17,24 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
+from contrastive import build  # noqa: E402
+from contrastive import population  # noqa: E402
 from contrastive import recipes  # noqa: E402
-from contrastive import train  # noqa: E402
+from contrastive import step as step_lib  # noqa: E402
 
 
 def main(dtype, steps, learning_rate, taus):
   # The separate runs differ only in temperature, an argument of the compiled step:
   # the second and third load the first's program from the persistent cache.
-  train.enable_compilation_cache(tempfile.mkdtemp(prefix="population_parity_"))
+  step_lib.enable_compilation_cache(tempfile.mkdtemp(prefix="population_parity_"))
   config = recipes.quickstart()
   config.data.update(name="digits", image_size=28, augment="randbit", batch_size=32)
   config.data.train_examples = 320
   config.model.update(encoder="convn", out_dim=32, dtype=dtype)
   config.optimizer.learning_rate = learning_rate
-  run = train.build_run(config)
-  states = train.stack_population(run.state, len(taus))
-  step = train.jit_population_step(run.setup, jnp.asarray(taus))
+  run = build.build_run(config)
+  states = population.stack_population(run.state, len(taus))
+  step = population.jit_population_step(run.setup, jnp.asarray(taus))
   for _ in range(steps):
     states, _ = step(states, run.data.train, run.root)
   members = [jax.tree.map(lambda x, i=i: np.asarray(x[i]), states.params) for i in range(len(taus))]
@@ -43,8 +45,8 @@ def main(dtype, steps, learning_rate, taus):
   to_separate = []
   for i, tau in enumerate(taus):
     config.loss.temperature = tau
-    single = train.build_run(config)
-    step_fn = train.jit_train_step(single.setup)
+    single = build.build_run(config)
+    step_fn = step_lib.jit_train_step(single.setup)
     state = single.state
     for _ in range(steps):
       state, _ = step_fn(state, single.data.train, single.root)

@@ -25,6 +25,16 @@ def contrastive(pos, neg, tau, mask=None):
   return out
 
 
+def dcl(pos, neg, tau, mask=None):
+  """Yeh et al.'s decoupled contrastive loss, per anchor: Eq. 1 without the positive
+  in the denominator."""
+  pos, neg, mask = np.float64(pos), np.float64(neg), _valid(neg, mask)
+  out = np.zeros(len(pos))
+  for i in range(len(pos)):
+    out[i] = -pos[i] / tau + math.log(sum(math.exp(s / tau) for s in neg[i][mask[i]]))
+  return out
+
+
 def probabilities(pos, neg, tau, mask=None):
   """P_ii and P_ij of Eq. 2 (P_ij = 0 where masked)."""
   pos, neg, mask = np.float64(pos), np.float64(neg), _valid(neg, mask)

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from contrastive import blockwise
+from contrastive import checks
 from contrastive import config as config_lib
 from contrastive import losses
 from contrastive import objective
@@ -111,6 +112,14 @@ def _macl_cross(block_size):
   )
 
 
+def _dcl(block_size):
+  return lambda a, b, t: losses.dcl(a, b, temperature=t, block_size=block_size)
+
+
+def _dcl_cross(block_size):
+  return lambda a, b, t: losses.dcl(a, b, temperature=t, block_size=block_size, layout="cross_view")
+
+
 def _hard_fraction(block_size):
   return lambda a, b, t: losses.hard_nt_xent(
     a, b, temperature=t, hard_fraction=0.3, block_size=block_size
@@ -125,10 +134,12 @@ _LOSSES = {
   "hard": _hard,
   "nt_xent_cross_view": _nt_xent_cross,
 }
-# Cheaper variants at 2N = 512 only: hard_fraction differs from num_hard only in how
-# k is computed, and the cross-view hard loss and MACL share their tiles with the
-# cross-view NT-Xent.
+# Cheaper variants at 2N = 512 only: DCL is NT-Xent's d_i without the softplus,
+# hard_fraction differs from num_hard only in how k is computed, and the cross-view
+# hard loss and MACL share their tiles with the cross-view NT-Xent.
 _SMALL_ONLY = {
+  "dcl": _dcl,
+  "dcl_cross_view": _dcl_cross,
   "hard_fraction": _hard_fraction,
   "hard_cross_view": _hard_cross,
   "macl_cross_view": _macl_cross,
@@ -214,7 +225,7 @@ def test_tiled_hard_gradient_equals_dense_eager_and_jitted(x64):
           )
 
 
-_EVERY_KERNEL = ("nt_xent", "logsumexp", "macl_linear", "hard", "nt_xent_cross_view",
+_EVERY_KERNEL = ("nt_xent", "logsumexp", "macl_linear", "hard", "dcl", "nt_xent_cross_view",
                  "hard_cross_view")  # fmt: skip
 
 
@@ -349,7 +360,8 @@ def test_bad_arguments_are_rejected(kwargs, message):
 @pytest.mark.parametrize(
   "name,layout",
   [("contrastive", "simclr"), ("hard_contrastive", "simclr"), ("macl", "simclr"),
-   ("generalized", "simclr"), ("contrastive", "cross_view")],
+   ("generalized", "simclr"), ("contrastive", "cross_view"), ("dcl", "simclr"),
+   ("dcl", "cross_view")],
 )  # fmt: skip
 def test_objective_blockwise_equals_dense_with_its_statistics(name, layout):
   cfg = recipes.quickstart().loss
@@ -366,18 +378,23 @@ def test_objective_blockwise_equals_dense_with_its_statistics(name, layout):
   assert "neg_sim" in stats and "penalty_entropy" not in stats
 
 
+_TILED = "loss.block_size tiles contrastive, hard_contrastive, macl, dcl, generalized "
+
+
 @pytest.mark.parametrize(
   "overrides,message",
   [
     ("loss.block_size=0", "loss.block_size must be a positive integer"),
-    ("loss.block_size=64,loss.name=hard_simple", "loss.block_size tiles NT-Xent, hard_contr"),
-    ("loss.block_size=64,loss.layout=memory_bank", "loss.block_size tiles NT-Xent, hard_contr"),
+    ("loss.block_size=64,loss.name=hard_simple", _TILED),
+    ("loss.block_size=64,loss.layout=memory_bank", _TILED),
+    ("loss.name=generalized,loss.layout=memory_bank",
+     "loss.name='generalized' does not take loss.layout='memory_bank'"),
   ],
-)
+)  # fmt: skip
 def test_config_check_names_what_block_size_supports(overrides, message):
   c = config_lib.apply(recipes.quickstart(), config_lib.parse(overrides))
   with pytest.raises(config_lib.ConfigError, match=message):
-    config_lib.check(c)
+    checks.check(c)
 
 
 def test_over_a_mesh_each_device_tiles_its_own_rows_against_all_columns(tmp_path):

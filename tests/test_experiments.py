@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 
+from contrastive import checks
 from contrastive import config as config_lib
 from contrastive import experiments
 from contrastive import sweep
@@ -66,7 +67,7 @@ def test_every_study_is_found_by_name_and_declares_its_grid():
       runs = sweep.expand(c)
       assert len(runs) == 2 * len(experiments.get(name).get_config(f"scale={scale}").sweep.runs)
       for _, _, run_config in runs:
-        config_lib.check(run_config)
+        checks.check(run_config)
       assert scale != "medium" or c.data.name == "objects"
 
 

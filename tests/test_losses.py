@@ -19,6 +19,7 @@ from contrastive import config as config_lib
 from contrastive import losses
 from contrastive import objective
 from contrastive import pairs
+from contrastive import temperature as temperature_lib
 from tests import reference
 
 TAUS = (0.01, 0.07, 0.2, 1.0, 10.0)
@@ -51,6 +52,24 @@ def test_contrastive_loss_matches_reference(tau, masked):
   np.testing.assert_allclose(
     got, reference.contrastive(pos, neg, tau, mask), rtol=1e-6, atol=_atol(tau)
   )
+
+
+@pytest.mark.parametrize("tau", TAUS)
+@pytest.mark.parametrize("masked", [False, True])
+def test_dcl_matches_reference_and_is_the_log_odds_of_infonce(tau, masked):
+  pos, neg, mask = _similarities(21, masked=masked)
+  got = _jit(losses.dcl_loss)(pos, neg, temperature=tau, neg_mask=mask)
+  np.testing.assert_allclose(got, reference.dcl(pos, neg, tau, mask), rtol=1e-6, atol=_atol(tau))
+  # InfoNCE = softplus(DCL): the positive back in the denominator.
+  infonce = _jit(losses.contrastive_loss)(pos, neg, temperature=tau, neg_mask=mask)
+  np.testing.assert_allclose(jax.nn.softplus(got), infonce, rtol=1e-6, atol=_atol(tau))
+
+
+def test_dcl_gradient_on_the_positive_is_minus_one_over_tau():
+  # Decoupled: the positive's weight no longer shrinks as the positive wins.
+  pos, neg, mask = _similarities(22)
+  fn = lambda p: jnp.sum(losses.dcl_loss(p, neg, temperature=0.2, neg_mask=mask))
+  np.testing.assert_allclose(jax.jit(jax.grad(fn))(pos), -1 / 0.2, rtol=1e-6)
 
 
 @pytest.mark.parametrize("tau", TAUS)
@@ -522,7 +541,7 @@ def test_isogclr_temperature_gradient_is_the_derivative_of_its_objective():
   # new s is (1 - gamma) s + gamma g.
   _, neg, mask = _similarities(4)
   tau = np.geomspace(0.01, 1.0, len(neg)).astype(np.float32)
-  grad, log_g = jax.jit(functools.partial(losses.isogclr_temperature_gradient, rho=0.4))(
+  grad, log_g = jax.jit(functools.partial(temperature_lib.isogclr_gradient, rho=0.4))(
     neg, mask, temperature=tau
   )
   h = 1e-5 * tau.astype(np.float64)
@@ -536,7 +555,7 @@ def test_isogclr_temperature_gradient_is_the_derivative_of_its_objective():
   np.testing.assert_allclose(log_g, g, rtol=1e-5, atol=1e-5)
   log_s = np.log(np.linspace(0.5, 2.0, len(neg))).astype(np.float32)
   log_s[0] = -np.inf  # never visited: s = g
-  _, mixed = losses.isogclr_temperature_gradient(
+  _, mixed = temperature_lib.isogclr_gradient(
     neg, mask, temperature=tau, rho=0.4, log_s=log_s, gamma=0.8
   )
   want = np.log(0.2 * np.exp(np.float64(log_s)) + 0.8 * np.exp(g))
@@ -544,7 +563,7 @@ def test_isogclr_temperature_gradient_is_the_derivative_of_its_objective():
   np.testing.assert_allclose(mixed, want, rtol=1e-5, atol=1e-5)
   # Finite at tau = 0.01 with every similarity at +1 (exp(100) overflows float32).
   ones = np.ones((3, 4), np.float32)
-  grad, _ = losses.isogclr_temperature_gradient(ones, None, temperature=np.full(3, 0.01), rho=0.4)
+  grad, _ = temperature_lib.isogclr_gradient(ones, None, temperature=np.full(3, 0.01), rho=0.4)
   np.testing.assert_allclose(grad, 0.4, atol=1e-3)  # log g - mean(w s / tau) = 0
 
 

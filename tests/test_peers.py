@@ -9,7 +9,7 @@ our gradient is compared with a central difference of the peer's value.
 
 tests/reference.py holds the independent references written from the papers'
 equations; this module answers a different question: does a user switching from
-lightly, solo-learn, SupContrast, the MACL release, Chen et al.'s notebook or
+lightly (NT-Xent, DCL, MACL), solo-learn, SupContrast, the MACL release, Chen et al.'s notebook or
 Wang & Isola's code get the same numbers here.
 """
 
@@ -64,6 +64,25 @@ def lightly_ntxent(out0, out1, temperature, negatives=None):
   )
   labels = np.tile(np.arange(batch_size), 2)
   return _cross_entropy(logits, labels)
+
+
+# lightly-ai/lightly @ e8d317fc5a87f4387a85a35e689869039ec249ee,
+# lightly/loss/dcl_loss.py, DCLLoss.forward and _loss (weight_fn None, one process).
+def lightly_dcl(out0, out1, temperature):
+  out0, out1 = _normalize(out0), _normalize(out1)
+
+  def one_side(out0, out1):
+    batch_size = out0.shape[0]
+    diag_mask = np.eye(batch_size, dtype=bool)
+    sim_00 = np.einsum("nc,mc->nm", out0, out0) / temperature
+    sim_01 = np.einsum("nc,mc->nm", out0, out1) / temperature
+    positive_loss = -sim_01[diag_mask]
+    sim_00 = sim_00[~diag_mask].reshape(batch_size, -1)
+    sim_01 = sim_01[~diag_mask].reshape(batch_size, -1)
+    negative_loss = _logsumexp(np.concatenate([sim_00, sim_01], axis=1), 1)
+    return (positive_loss + negative_loss).mean()
+
+  return 0.5 * (one_side(out0, out1) + one_side(out1, out0))
 
 
 # vturrisi/solo-learn @ 9187ea39c2c3f43c455ab06664d2b019a9802954,
@@ -221,6 +240,13 @@ def test_nt_xent_equals_lightly_solo_learn_and_supcontrast(tau):
   # by temperature / base_temperature (1 here, as SimCLR).
   sup = lambda a, b: supcontrast_simclr(np.stack([_normalize(a), _normalize(b)], 1), tau, tau)
   _check(ours, sup, (z1, z2), grad=False)
+
+
+@pytest.mark.parametrize("tau", [0.07, 0.5])
+def test_dcl_equals_lightlys(tau):
+  z1, z2 = _views(9)
+  _check(functools.partial(losses.dcl, temperature=tau),
+         functools.partial(lightly_dcl, temperature=tau), (z1, z2))  # fmt: skip
 
 
 def test_memory_bank_contrastive_loss_equals_lightlys_memory_bank_branch():

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from contrastive import checkpoint
+from contrastive import checks
 from contrastive import config as config_lib
 from contrastive import saved
 from contrastive import sweep
@@ -34,6 +35,13 @@ def test_grid_and_overrides_are_typed_and_checked():
   assert config.loss.temperature == 0.2  # the base config is not modified
   run = config_lib.with_overrides(config, "loss.hard_fraction=0.25")  # an unset placeholder
   assert run.loss.hard_fraction == 0.25
+  # "None" unsets what defaults to unset (the dense kernel again), and nothing else.
+  run = config_lib.with_overrides(run, "loss.block_size=64")
+  assert (
+    config_lib.apply(run, "loss.block_size=None,loss.hard_fraction=None").loss.block_size is None
+  )
+  assert run.loss.hard_fraction is None
+  assert config_lib.apply(run, "loss.temperature_learned=none").loss.temperature_learned == "none"
   # Short names, and tuples with commas inside brackets, parse the same way.
   run = config_lib.with_overrides(config, "temperature=0.7,optimizer.decay_epochs=(10, 20)")
   assert run.loss.temperature == 0.7 and run.optimizer.decay_epochs == (10, 20)
@@ -42,6 +50,7 @@ def test_grid_and_overrides_are_typed_and_checked():
     ("data.batch_size=6.5", "data.batch_size=6.5: expected an integer"),
     ("loss.normalize=yes", "loss.normalize=yes: expected True or False"),
     ("loss.temperature", "Bad override 'loss.temperature': use key=value"),
+    ("train.num_epochs=None", "train.num_epochs=None: this key cannot be unset"),
   ):
     with pytest.raises(config_lib.ConfigError, match=message):
       config_lib.with_overrides(config, bad)
@@ -59,7 +68,7 @@ def test_a_saved_config_merges_over_todays_base():
   config = config_lib.from_saved(json.loads(json.dumps(saved_config)))
   assert config.data.digits_pool == 0 and "retired_key" not in config.data
   assert config.optimizer.decay_epochs == (10, 20) and config.loss.temperature == 0.7
-  config_lib.check(config)
+  checks.check(config)
 
 
 _SWEEP_CONFIG = """

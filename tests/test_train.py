@@ -12,13 +12,18 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from contrastive import build
 from contrastive import checkpoint
+from contrastive import checks
 from contrastive import config as config_lib
 from contrastive import evaluate
 from contrastive import logs
 from contrastive import objective
 from contrastive import optim
+from contrastive import probes
 from contrastive import recipes
+from contrastive import step as step_lib
+from contrastive import temperature as temperature_lib
 from contrastive import train
 from tests import reference
 
@@ -147,7 +152,7 @@ def test_temperature_schedules_follow_their_formulas():
   loss.temperature_half_period_epochs = 2.0
   per_epoch = 10
   period = 2 * 2 * per_epoch  # T: steps of a whole period
-  tau = objective.temperature_schedule(loss, per_epoch)
+  tau = temperature_lib.schedule(loss, per_epoch)
 
   def cosine(step):  # Kukleva et al.'s formula, epoch = step / steps per epoch
     return 0.1 + 0.5 * (1.0 - 0.1) * (1 + math.cos(math.pi * (step / per_epoch) / 2.0))
@@ -157,27 +162,27 @@ def test_temperature_schedules_follow_their_formulas():
   np.testing.assert_allclose(got, [cosine(s) for s in steps], rtol=1e-6)
   np.testing.assert_allclose(got, [1.0, 0.55, 0.1, 1.0, 1.0], rtol=1e-6)
   loss.temperature_schedule, loss.temperature_warm_epochs, loss.temperature = "linear", 3.0, 0.2
-  tau = objective.temperature_schedule(loss, per_epoch)
+  tau = temperature_lib.schedule(loss, per_epoch)
   got = [float(tau(s)) for s in (0, 15, 30, 60)]
   np.testing.assert_allclose(got, [1.0, 0.6, 0.2, 0.2], rtol=1e-6)
   loss.temperature_schedule = "constant"
-  assert objective.temperature_schedule(loss, per_epoch) is None
+  assert temperature_lib.schedule(loss, per_epoch) is None
 
 
 def test_a_scheduled_temperature_is_traced_into_one_step_and_logged():
   config = _tiny_config()
   config.loss.temperature_schedule, config.loss.temperature_half_period_epochs = "cosine", 0.1
-  run = train.build_run(config)
-  step_fn = train.jit_train_step(run.setup)
+  run = build.build_run(config)
+  step_fn = step_lib.jit_train_step(run.setup)
   state, logged = run.state, []
   for step in range(4):
     state, metrics = step_fn(state, run.data.train, run.root, diagnose=True)
-    want = run.setup.temperature_schedule(step)  # the step's own tau, by its index
+    want = run.setup.temperature.schedule(step)  # the step's own tau, by its index
     logged.append((float(metrics["temperature"]), float(want)))
   assert step_fn.jitted._cache_size() == 1  # one program for every tau of the schedule
   np.testing.assert_allclose(*zip(*logged, strict=True), rtol=1e-6)
   assert len({t for t, _ in logged}) == 4 and logged[0][0] == pytest.approx(1.0)
-  line = train.describe(config, run)
+  line = build.describe(config, run)
   assert "contrastive (simclr, tau cosine 0.1..1), 23 steps" in line
 
 
@@ -280,8 +285,8 @@ def test_evaluation_leaves_the_backbone_unchanged():
 
   config = _tiny_config()
   config.data.train_examples = 256
-  run = train.build_run(config)
-  state = train.create_state(run.setup, jax.random.key(1), run.data.image_shape, 256)
+  run = build.build_run(config)
+  state = step_lib.create_state(run.setup, jax.random.key(1), run.data.image_shape, 256)
   before = jax.tree.map(np.array, (state.params, state.batch_stats))
   first = evaluate.evaluate_state(config, run, state)
   after = jax.tree.map(np.array, (state.params, state.batch_stats))
@@ -296,7 +301,7 @@ def test_digits_on_images_are_pasted_and_probed():
 
   config = _tiny_config()
   config.data.update(train_examples=256, digits_pool=16, digits_size=12)
-  run = train.build_run(config)
+  run = build.build_run(config)
   plain = sources.load("digits", train_examples=256)
   probe = run.data.probes["digit"]
   train_digits, test_digits = probe.train_labels, probe.test_labels
@@ -309,7 +314,7 @@ def test_digits_on_images_are_pasted_and_probed():
   with pytest.raises(config_lib.ConfigError, match="digits_pool"):
     bad = _tiny_config()
     bad.data.digits_pool = -1
-    config_lib.check(bad)
+    checks.check(bad)
   results = evaluate.evaluate_state(config, run, run.state)
   assert 0 <= results["digit_linear_accuracy"] <= 1 and 0 <= results["digit_knn_accuracy"] <= 1
 
@@ -320,7 +325,7 @@ def test_linear_probe_separates_separable_features():
   centres = np.array([[3.0, 0, 0], [0, 3.0, 0], [0, 0, 3.0]])
   feats = centres[labels] + 0.3 * rng.normal(size=(600, 3))
   probe = functools.partial(
-    evaluate.linear_probe, num_classes=3, epochs=20, learning_rate=0.1, batch_size=50
+    probes.linear_probe, num_classes=3, epochs=20, learning_rate=0.1, batch_size=50
   )
   acc = probe(feats[:500], labels[:500], feats[500:], labels[500:])
   assert acc == 1.0
@@ -378,13 +383,13 @@ def test_cifar10_config_end_to_end_under_mock_data(tmp_path):
 def _three_steps_saved_restored_three_more(config, step_fn, workdir):
   """A fresh run's state after 3 steps, a checkpoint, a restore into another fresh
   state and 3 more steps: equal to 6 uninterrupted steps if resuming is exact."""
-  run = train.build_run(config)
+  run = build.build_run(config)
   ckpt = checkpoint.Checkpointer(str(workdir), every=3, keep=1)
   state = run.state
   for _ in range(3):
     state, _ = step_fn(state, run.data.train, run.root, diagnose=False)
   ckpt.save(3, state)
-  state = ckpt.restore_latest(train.build_run(config).state)
+  state = ckpt.restore_latest(build.build_run(config).state)
   ckpt.close()
   for _ in range(3):
     state, _ = step_fn(state, run.data.train, run.root, diagnose=False)
@@ -395,7 +400,7 @@ def test_a_learned_global_temperature_follows_its_gradient_within_its_range(tmp_
   config = _tiny_config()
   config.loss.temperature_learned, config.loss.temperature_learning_rate = "global", 0.05
   config.loss.temperature_min, config.loss.temperature, config.loss.temperature_max = 0.1, 0.2, 0.5
-  run = train.build_run(config)
+  run = build.build_run(config)
   assert float(run.state.log_temperature) == pytest.approx(math.log(0.2))
   # The gradient the step takes for log tau is the loss's: a central finite difference.
   z1, z2 = (jax.random.normal(k, (16, 8)) for k in jax.random.split(jax.random.key(0), 2))
@@ -408,7 +413,7 @@ def test_a_learned_global_temperature_follows_its_gradient_within_its_range(tmp_
   grad = float(jax.grad(loss)(jnp.float32(x)))
   fd = (float(loss(jnp.float32(x + h))) - float(loss(jnp.float32(x - h)))) / (2 * h)
   assert grad == pytest.approx(fd, rel=1e-2) and abs(grad) > 1e-3
-  step_fn = train.jit_train_step(run.setup)
+  step_fn = step_lib.jit_train_step(run.setup)
   state, taus = run.state, []
   for _ in range(6):
     state, metrics = step_fn(state, run.data.train, run.root, diagnose=True)
@@ -416,9 +421,9 @@ def test_a_learned_global_temperature_follows_its_gradient_within_its_range(tmp_
   assert taus[0] == pytest.approx(0.2) and len(set(taus)) > 1  # it moves, step by step
   assert all(0.1 - 1e-6 <= t <= 0.5 + 1e-6 for t in taus)
   # Its range holds whatever the gradient says.
-  far = objective.clip_log_temperature(config.loss, jnp.asarray([-10.0, 0.0, 10.0]))
+  far = temperature_lib.clip_log_temperature(config.loss, jnp.asarray([-10.0, 0.0, 10.0]))
   np.testing.assert_allclose(np.exp(far), [0.1, 0.5, 0.5], rtol=1e-6)
-  assert "contrastive (simclr, tau learned from 0.2)" in train.describe(config, run)
+  assert "contrastive (simclr, tau learned from 0.2)" in build.describe(config, run)
   # Checkpointed and resumed exactly (log tau and its Adam state included).
   resumed = _three_steps_saved_restored_three_more(config, step_fn, tmp_path)
   for a, b in zip(jax.tree.leaves(resumed), jax.tree.leaves(state), strict=True):
@@ -430,10 +435,10 @@ def test_per_sample_temperatures_move_by_isogclr_stay_in_range_and_resume_exactl
   config = _tiny_config()
   config.loss.update(temperature_learned="per_sample", temperature=0.1, temperature_min=0.09,
                      temperature_max=0.12, temperature_sample_learning_rate=0.5)  # fmt: skip
-  config_lib.check(config)
-  run = train.build_run(config)
-  assert "contrastive (simclr, tau per sample from 0.1)" in train.describe(config, run)
-  step_fn = train.jit_train_step(run.setup)
+  checks.check(config)
+  run = build.build_run(config)
+  assert "contrastive (simclr, tau per sample from 0.1)" in build.describe(config, run)
+  step_fn = step_lib.jit_train_step(run.setup)
   state = run.state
   for _ in range(6):
     state, metrics = step_fn(state, run.data.train, run.root, diagnose=True)
@@ -444,16 +449,18 @@ def test_per_sample_temperatures_move_by_isogclr_stay_in_range_and_resume_exactl
   visited = np.isfinite(np.asarray(state.sample_temperature["log_s"]))
   assert visited.sum() == 6 * 64 and np.all(tau[~visited] == np.float32(0.1))
   assert np.all(tau[visited] != np.float32(0.1)) and len(np.unique(tau[visited])) > 10
-  assert metrics[train.SAMPLE_TEMPERATURES].shape == tau.shape
+  assert metrics[temperature_lib.SAMPLE_TEMPERATURES].shape == tau.shape
   assert float(metrics["sample_temperature_mean"]) == pytest.approx(tau.mean(), rel=1e-5)
   # A first visit is iSogCLR's rule on dF/dtau (a central difference of the float64
   # reference), the instance's two anchors averaged: momentum = beta * clip(grad),
   # tau <- clip(tau - eta * momentum).
   z1, z2 = (jax.random.normal(k, (8, 4)) for k in jax.random.split(jax.random.key(3), 2))
   rows = jnp.asarray([5, 0, 9, 2, 7, 11, 3, 1])
-  start = objective.init_sample_temperatures(config.loss, 12)
+  start = temperature_lib.init_sample_temperatures(config.loss, 12)
   start["tau"] = jnp.linspace(0.09, 0.12, 12)
-  moved = objective.update_sample_temperatures(config.loss, start, z1, z2, indices=rows, bank=None)
+  moved = temperature_lib.update_sample_temperatures(
+    config.loss, start, z1, z2, indices=rows, bank=None
+  )
   _, neg, mask = objective.layout("simclr", z1, z2, None, rows)
   t = np.concatenate([np.asarray(start["tau"])[rows]] * 2).astype(np.float64)
   h = 1e-6
@@ -469,12 +476,12 @@ def test_per_sample_temperatures_move_by_isogclr_stay_in_range_and_resume_exactl
   resumed = _three_steps_saved_restored_three_more(config, step_fn, tmp_path)
   for a, b in zip(jax.tree.leaves(resumed), jax.tree.leaves(state), strict=True):
     np.testing.assert_array_equal(a, b)
-  results = train.learned_temperatures(state)["sample_temperature"]
+  results = temperature_lib.results(state)["sample_temperature"]
   assert results["min"] >= 0.09 - 1e-7 and results["max"] <= 0.12 + 1e-7
   assert results["p10"] <= results["p50"] <= results["p90"]
   # The per-sample temperatures are a histogram in TensorBoard.
   writer = logs.MetricWriter(str(tmp_path / "tb"), tensorboard=True)
-  writer.write(6, {"loss": 1.0}, {train.SAMPLE_TEMPERATURES: tau})
+  writer.write(6, {"loss": 1.0}, {temperature_lib.SAMPLE_TEMPERATURES: tau})
   writer.close()
   import tensorflow as tf  # noqa: PLC0415
 
@@ -483,7 +490,7 @@ def test_per_sample_temperatures_move_by_isogclr_stay_in_range_and_resume_exactl
     tf.make_ndarray(v.tensor)
     for e in tf.compat.v1.train.summary_iterator(str(events))
     for v in e.summary.value
-    if v.tag == train.SAMPLE_TEMPERATURES
+    if v.tag == temperature_lib.SAMPLE_TEMPERATURES
   ]
   assert len(histograms) == 1 and histograms[0][:, 2].sum() == len(tau)  # every instance
   for bad, message in (
@@ -494,7 +501,7 @@ def test_per_sample_temperatures_move_by_isogclr_stay_in_range_and_resume_exactl
     wrong = _tiny_config()
     wrong.loss.update(temperature_learned="per_sample", temperature=0.1, **bad)
     with pytest.raises(config_lib.ConfigError, match=message):
-      config_lib.check(wrong)
+      checks.check(wrong)
 
 
 def test_a_loss_scaled_to_nt_xent_has_its_gradient_norm_on_other_batches():
@@ -507,25 +514,25 @@ def test_a_loss_scaled_to_nt_xent_has_its_gradient_norm_on_other_batches():
   ):
     config = _tiny_config()
     config.loss.update(**loss)
-    run = train.build_run(config)
+    run = build.build_run(config)
     reference = config_lib.from_saved(config.to_dict()).loss
     reference.update(name="contrastive", temperature=0.2)
     args = (run.state, run.data.train, run.root, (0, 3, 7, 11))
-    ours = train.gradient_norms(run.setup, config.loss, *args)
-    nt_xent = train.gradient_norms(run.setup, reference, *args)
+    ours = step_lib.gradient_norms(run.setup, config.loss, *args)
+    nt_xent = step_lib.gradient_norms(run.setup, reference, *args)
     scale = nt_xent[0] / ours[0]
     assert scale > 10  # ~ d / tau: the generalized losses' gradients are that much smaller
     for a, b in zip(ours[1:], nt_xent[1:], strict=True):
       assert scale * a == pytest.approx(b, rel=0.10), (loss, ours, nt_xent)
   # The run's calibration is that ratio (the last loss's), and the step uses it.
   config.loss.scale_reference = "nt_xent"
-  config_lib.check(config)
-  run = train.build_run(config)
+  checks.check(config)
+  run = build.build_run(config)
   assert run.setup.loss_scale == pytest.approx(scale, rel=1e-6)
-  assert f"x {scale:.4g})" in train.describe(config, run)
-  _, metrics = train.jit_train_step(run.setup)(run.state, run.data.train, run.root)
+  assert f"x {scale:.4g})" in build.describe(config, run)
+  _, metrics = step_lib.jit_train_step(run.setup)(run.state, run.data.train, run.root)
   assert float(metrics["grad_norm"]) == pytest.approx(nt_xent[0], rel=1e-4)  # first step
   wrong = _tiny_config()
   wrong.loss.update(scale_reference="nt_xent", scale=2.0)
   with pytest.raises(config_lib.ConfigError, match="keep one"):
-    config_lib.check(wrong)
+    checks.check(wrong)

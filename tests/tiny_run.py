@@ -1,7 +1,7 @@
 """Trains the tiny test config into WORKDIR: `python tests/tiny_run.py WORKDIR [CACHE [tb]]`.
 
 Used by tests/test_checkpoint.py, which kills it mid-run and runs it again. With
-CACHE, compiled programs are kept there (`train.enable_compilation_cache`, as
+CACHE, compiled programs are kept there (`step_lib.enable_compilation_cache`, as
 run.py does), so the runs after the first load them instead of compiling. With
 `tb`, TensorBoard events are written too.
 """
@@ -11,6 +11,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from contrastive import recipes  # noqa: E402
+from contrastive import step as step_lib  # noqa: E402
 from contrastive import train  # noqa: E402
 
 
@@ -36,7 +37,7 @@ def tiny_config():
 
 if __name__ == "__main__":
   if len(sys.argv) > 2:
-    train.enable_compilation_cache(sys.argv[2])
+    step_lib.enable_compilation_cache(sys.argv[2])
   config = tiny_config()
   config.train.tensorboard = sys.argv[3:4] == ["tb"]
   train.train_and_evaluate(config, sys.argv[1])

@@ -146,9 +146,9 @@ def shapes(
   Same seed, same arrays (NumPy's PCG64 generator). Test images are drawn after
   the training images from the same stream, so the two never coincide.
 
-  Raw-pixel weighted kNN (cosine, k = 200, T = 0.1, as `evaluate.knn_accuracy`)
+  Raw-pixel weighted kNN (cosine, k = 200, T = 0.1, as `probes.knn_accuracy`)
   on the default split (seed 0), chance 0.1: 0.615 (`shapes`), 0.175
-  (`shapes_colour`); measured with `python -m contrastive.data.embedded`.
+  (`shapes_colour`); measured with `python benchmarks/datasets.py`.
   """
   rng = np.random.default_rng(seed)
   n = num_train + num_test
@@ -165,15 +165,3 @@ def shapes(
 def shapes_colour(seed: int = 0, num_train: int = SHAPES_TRAIN, num_test: int = SHAPES_TEST):
   """`shapes` under colour, rotation and texture nuisances (see the module docstring)."""
   return shapes(seed, num_train, num_test, colour=True)
-
-
-if __name__ == "__main__":
-  # Records the raw-pixel kNN baselines quoted in `shapes`' docstring.
-  from contrastive import evaluate  # noqa: PLC0415
-
-  for name, loader in (("shapes", shapes), ("shapes_colour", shapes_colour), ("digits", digits)):
-    (xtr, ytr), (xte, yte), k = loader(seed=0)
-    acc = evaluate.knn_accuracy(
-      xtr.reshape(len(xtr), -1) / 255.0, ytr, xte.reshape(len(xte), -1) / 255.0, yte, num_classes=k
-    )
-    print(f"{name}: train {xtr.shape}, test {xte.shape}, raw-pixel kNN accuracy {acc:.3f}")

@@ -36,9 +36,10 @@ Design:
   are cached on first use in $CONTRASTIVE_CACHE (default ~/.cache/contrastive) as
   objects-v1-<seed>.npz and objects100-v1-<seed>.npz (185 MB each).
 
-Difficulty targets (fixed before the experiments), and what `python -m
-contrastive.data.objects` measured on a 2-core CPU (2026-11-23):
-* raw-pixel kNN (k = 200, as `evaluate.knn_accuracy`) on `objects` at most 0.35:
+Difficulty targets (fixed before the experiments), and what `python
+benchmarks/datasets.py` (then `python -m contrastive.data.objects`) measured on a
+2-core CPU (2026-11-23):
+* raw-pixel kNN (k = 200, as `probes.knn_accuracy`) on `objects` at most 0.35:
   0.269 (`objects100`: 0.047, chance 0.01);
 * test images whose nearest training image differs by less than 8/255 in mean
   absolute pixel value below 0.1%: 0.000% for both;
@@ -54,7 +55,6 @@ Version 1 of the generator: any change to it bumps VERSION (and the cache names)
 
 import io
 import os
-import time
 
 import numpy as np
 
@@ -324,13 +324,6 @@ def generate(
   return tuple(out)
 
 
-def cache_dir() -> str:
-  """Where generated datasets are cached: $CONTRASTIVE_CACHE or ~/.cache/contrastive."""
-  return os.environ.get("CONTRASTIVE_CACHE") or os.path.join(
-    os.path.expanduser("~"), ".cache", "contrastive"
-  )
-
-
 def load(name: str, seed: int = 0):
   """`objects` or `objects100` at full size, generated once and cached.
 
@@ -338,7 +331,7 @@ def load(name: str, seed: int = 0):
   labels (train, test)).
   """
   fine_classes = {"objects": False, "objects100": True}[name]
-  path = os.path.join(cache_dir(), f"{name}-v{VERSION}-{seed}.npz")
+  path = os.path.join(paths.cache_dir(), f"{name}-v{VERSION}-{seed}.npz")
   if os.path.exists(path):
     with np.load(path) as f:
       arrays = {k: f[k] for k in f.files}
@@ -378,26 +371,3 @@ def near_duplicate_fraction(train, test, *, threshold: float = 8 / 255, block: i
     mad = np.abs(tr[cand] - rows[:, None, :]).mean(-1).min(1)
     close += int((mad < threshold).sum())
   return close / len(te)
-
-
-if __name__ == "__main__":
-  # The documented measurements: shapes, balance, raw-pixel kNN, near-duplicates,
-  # generation time, for both datasets.
-  from contrastive import evaluate  # noqa: PLC0415
-
-  for name in ("objects", "objects100"):
-    start = time.perf_counter()
-    fine_classes = name == "objects100"
-    (xtr, ytr, _), (xte, yte, _) = generate(0, fine_classes=fine_classes)
-    seconds = time.perf_counter() - start
-    k = 100 if fine_classes else 10
-    acc = evaluate.knn_accuracy(
-      xtr.reshape(len(xtr), -1) / 255.0, ytr, xte.reshape(len(xte), -1) / 255.0, yte, num_classes=k
-    )
-    counts = np.bincount(ytr, minlength=k)
-    dup = near_duplicate_fraction(xtr, xte)
-    print(
-      f"{name}: train {xtr.shape}, test {xte.shape}, {k} classes of {counts.min()}-"
-      f"{counts.max()} train images, raw-pixel kNN {acc:.3f}, near-duplicates "
-      f"{100 * dup:.3f}%, generated in {seconds:.1f} s"
-    )

@@ -10,7 +10,7 @@ Commands (two stages; `scale=medium` or `paper` likewise):
 
 Fair by construction: every run's loss is scaled so that its gradient norm at
 initialisation equals NT-Xent's at tau 0.2 (`loss.scale_reference=nt_xent`, the
-notebooks' `loss_scaling`, calibrated on the first batch; `train.calibrate_loss_scale`).
+notebooks' `loss_scaling`, calibrated on the first batch; `build.calibrate_loss_scale`).
 The generalized loss's 1/d alignment term makes its gradients about tau/d of
 NT-Xent's, so under one SGD learning rate it trained at a fraction of NT-Xent's step
 size (a lent H100 measured 41.8-75.5% for decoupled NT-Xent against 99.65% for

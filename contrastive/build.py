@@ -1,0 +1,142 @@
+"""Everything a run builds before its first step: the mesh, the data, the step's setup,
+the initial state and the loss's calibration (`build_run` -> `Run`), and the line
+that describes it.
+
+The public seams, for the trainer, sweeps, benchmarks, notebooks and tests:
+`build_run(config)`, `make_setup`, `make_mesh`, `describe`.
+"""
+
+import dataclasses
+
+import jax
+import ml_collections
+import optax
+
+from contrastive import models
+from contrastive import optim
+from contrastive import step as step_lib
+from contrastive import temperature
+from contrastive.data import augment
+from contrastive.data import datasets
+from contrastive.data import pipeline
+from contrastive.data import streaming
+
+
+def make_mesh():
+  """A 1-D ('data',) mesh over every device, with automatic sharding propagation."""
+  return jax.make_mesh((jax.device_count(),), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
+
+
+def make_setup(
+  config, mesh, num_train: int, per_epoch: int | None = None, num_classes: int | None = None
+) -> tuple[step_lib.Setup, int]:
+  """The step's static objects for `config` on `mesh`, and the run's number of steps.
+
+  `per_epoch`: steps per epoch, where they are not num_train // batch (a streamed
+  dataset's, `streaming.StreamData.steps_per_epoch`); `num_classes`: the labels'
+  (the online probe's outputs, with eval.online_probe)."""
+  model = models.create(
+    config.model.encoder,
+    stem=config.model.stem,
+    width=config.model.width,
+    out_dim=config.model.out_dim,
+    hidden_dim=config.model.hidden_dim,
+    head_depth=config.model.head_depth,
+    dtype=models.DTYPES[config.model.dtype],
+  )
+  probe = config.eval.get("online_probe", False)
+  if probe and not num_classes:
+    raise ValueError("eval.online_probe needs make_setup(..., num_classes=the labels' count).")
+  if per_epoch is None:
+    per_epoch = pipeline.steps_per_epoch(num_train, config.data.batch_size)
+  num_steps = config.train.num_epochs * per_epoch
+  schedule = optim.learning_rate_schedule(config.optimizer, per_epoch, num_steps)
+  return step_lib.Setup(
+    model=model,
+    tx=optim.create_optimizer(config.optimizer, schedule),
+    schedule=schedule,
+    loss=config.loss,
+    augment=augment.preset(config.data.augment, config.data.image_size),
+    batch_size=config.data.batch_size,
+    data_seed=config.seed,
+    bank_momentum=config.loss.bank_momentum,
+    loss_scale=config.loss.get("scale", 1.0),
+    mesh=mesh,
+    temperature=temperature.create(config.loss, per_epoch),
+    probe_tx=optax.sgd(config.eval.online_probe_learning_rate, momentum=0.9) if probe else None,
+    probe_classes=num_classes or 0,
+  ), num_steps
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+  """What a run builds before its first step: the step's setup, the initial state,
+  the data (train, test, probes), the root key and the number of steps."""
+
+  setup: step_lib.Setup
+  state: step_lib.TrainState
+  data: datasets.RunData
+  root: jax.Array
+  num_steps: int
+
+
+def build_run(config) -> Run:
+  """Everything `config`'s run needs before its first step, on a mesh of all devices."""
+  mesh = make_mesh()
+  data = datasets.prepare(config.data, mesh=mesh)
+  per_epoch = None
+  if isinstance(data.train, streaming.StreamData):
+    per_epoch = data.train.steps_per_epoch(config.data.batch_size)
+  setup, num_steps = make_setup(
+    config, mesh, data.train.num_examples, per_epoch, num_classes=data.num_classes
+  )
+  root = jax.random.key(config.seed)
+  state = step_lib.create_state(
+    setup, jax.random.fold_in(root, 0), data.image_shape, data.train.num_examples
+  )
+  if config.loss.get("scale_reference", "none") == "nt_xent":
+    scale = calibrate_loss_scale(config, setup, state, data.train, root)
+    setup = dataclasses.replace(setup, loss_scale=scale)
+  return Run(setup, state, data, root, num_steps)
+
+
+def calibrate_loss_scale(config, setup: step_lib.Setup, state: step_lib.TrainState, data,
+                         root_key) -> float:  # fmt: skip
+  """The multiplier that gives the configured loss NT-Xent's gradient norm at
+  initialisation (loss.scale_reference="nt_xent"): ||grad NT-Xent|| / ||grad loss||, at
+  `state`'s parameters on the first batch, NT-Xent at loss.scale_reference_temperature
+  in SimCLR's layout. Chen et al.'s generalized losses have gradients about tau / d of
+  NT-Xent's (their 1/d alignment term), so under one SGD learning rate they would
+  train at a fraction of its step size; their notebooks' `loss_scaling` is this knob.
+  Deterministic in the config and seed, so a resumed run computes the same scale."""
+  reference = ml_collections.ConfigDict(config.loss.to_dict())
+  reference.update(name="contrastive", layout="simclr", block_size=None,
+                   temperature=config.loss.scale_reference_temperature)  # fmt: skip
+  (ours,) = step_lib.gradient_norms(setup, config.loss, state, data, root_key)
+  (target,) = step_lib.gradient_norms(setup, reference, state, data, root_key)
+  return target / ours
+
+
+def describe(config, run: Run, temperatures=None, workdir=None) -> str:
+  """One line on what `run` trains and where: its config file and `workdir`, data,
+  model, loss (`temperatures`: a population's), then the platform, devices, processes
+  and the global and per-device batch. Printed at a run's start, so a pod slice that
+  came up short says so."""
+  devices = jax.devices()
+  kind = devices[0].device_kind if devices[0].platform != "cpu" else "cpu"
+  train, test = run.data.train.num_examples, run.data.test.num_examples
+  height, width, channels = run.data.image_shape
+  batch = config.data.batch_size
+  tau = run.setup.temperature.describe(temperatures)
+  scaled = f", x {run.setup.loss_scale:.4g}" if run.setup.loss_scale != 1.0 else ""
+  loss = f"{config.loss.name} ({config.loss.layout}, tau {tau}{scaled})"
+  where = " ".join(filter(None, (config.get("config_file"), workdir and f"-> {workdir}")))
+  return (
+    f"run: {where + ' | ' if where else ''}"
+    f"{config.data.name} {train:,} train / {test:,} "
+    f"{'held out' if config.data.get('holdout_fraction') else 'test'} {height}x{width}x{channels}, "
+    f"{config.model.encoder} {config.model.dtype}, {loss}, {run.num_steps:,} steps | "
+    f"{devices[0].platform} ({kind}) x {len(devices)} devices, "
+    f"{jax.process_count()} process{'es' if jax.process_count() > 1 else ''}, "
+    f"batch {batch:,} ({batch // len(devices):,} per device)"
+  )

@@ -1,0 +1,173 @@
+"""Probes of learned features, on arrays: weighted kNN, the linear probe, and the
+representation metrics results.json reports.
+
+Pure functions of features and labels (NumPy or JAX arrays), with no run in sight:
+`evaluate` encodes a run's data and calls them; a notebook calls them on any features.
+kNN follows Wu et al. (NPID): cosine similarity to every training feature, the k
+nearest vote for their labels with weight exp(s / T), the heaviest class wins.
+"""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from contrastive import metrics
+from contrastive import numerics
+
+# Wu et al.'s defaults, used by Wang & Liu and most contrastive papers' kNN monitors.
+KNN_K = 200
+KNN_TEMPERATURE = 0.1
+
+
+@functools.partial(jax.jit, static_argnames=("k", "num_classes", "block_size"))
+def knn_predict(
+  train_features,
+  train_labels,
+  test_features,
+  *,
+  num_classes,
+  k=KNN_K,
+  temperature=KNN_TEMPERATURE,
+  block_size=256,
+) -> jax.Array:
+  """Weighted kNN class predictions for `test_features`.
+
+  Args:
+    train_features: [M, D] (L2-normalised inside).
+    train_labels: [M] int labels in [0, num_classes).
+    test_features: [N, D].
+    num_classes: number of classes.
+    k: neighbours (clipped to M).
+    temperature: T of the vote weights exp(s / T).
+    block_size: test rows compared with all training rows at once.
+
+  Returns:
+    [N] int32 predicted labels.
+
+  References:
+    Wu et al., "Unsupervised Feature Learning via Non-Parametric Instance
+    Discrimination", CVPR 2018, Sec. 3.4.
+  """
+  train = numerics.l2_normalize(train_features)
+  test = numerics.l2_normalize(test_features)
+  k = min(k, train.shape[0])
+  n = test.shape[0]
+  b = min(block_size, n)
+  num_blocks = -(-n // b)
+  test = jnp.pad(test, ((0, num_blocks * b - n), (0, 0))).reshape(num_blocks, b, -1)
+
+  def block(rows):
+    sim, idx = jax.lax.top_k(rows @ train.T, k)
+    votes = jax.nn.one_hot(train_labels[idx], num_classes) * jnp.exp(sim / temperature)[..., None]
+    return jnp.argmax(jnp.sum(votes, axis=1), axis=-1).astype(jnp.int32)
+
+  return jax.lax.map(block, test).reshape(-1)[:n]
+
+
+def knn_accuracy(
+  train_features,
+  train_labels,
+  test_features,
+  test_labels,
+  *,
+  num_classes,
+  k=KNN_K,
+  temperature=KNN_TEMPERATURE,
+) -> float:
+  """Top-1 accuracy of `knn_predict` on (test_features, test_labels)."""
+  pred = knn_predict(
+    jnp.asarray(train_features, jnp.float32),
+    jnp.asarray(train_labels),
+    jnp.asarray(test_features, jnp.float32),
+    num_classes=num_classes,
+    k=k,
+    temperature=temperature,
+  )
+  return float(np.mean(np.asarray(pred) == np.asarray(test_labels)))
+
+
+def linear_probe(
+  train_features,
+  train_labels,
+  test_features,
+  test_labels,
+  *,
+  num_classes,
+  epochs,
+  learning_rate,
+  batch_size,
+  decay_epochs=(),
+  decay_factor=0.2,
+  weight_decay=0.0,
+  momentum=0.9,
+  seed=0,
+) -> float:
+  """Top-1 test accuracy of a linear classifier trained on frozen features.
+
+  The features are computed once, beforehand, so the backbone cannot change (Wang
+  & Liu's protocol: one linear layer, SGD momentum 0.9, lr x decay_factor at
+  `decay_epochs`, no weight decay, single centre crop). The whole training is one
+  jitted program (`lax.scan` over epochs and batches).
+  """
+  x = jnp.asarray(train_features, jnp.float32)
+  y = jnp.asarray(train_labels, jnp.int32)
+  n, d = x.shape
+  batch_size = min(batch_size, n)  # a split smaller than one batch is one batch
+  steps = n // batch_size
+  schedule = optax.piecewise_constant_schedule(
+    learning_rate, {int(e * steps): decay_factor for e in decay_epochs}
+  )
+  tx = optax.chain(optax.add_decayed_weights(weight_decay), optax.sgd(schedule, momentum=momentum))
+  params = {"w": jnp.zeros((d, num_classes)), "b": jnp.zeros(num_classes)}
+
+  def loss_fn(p, xb, yb):
+    logits = xb @ p["w"] + p["b"]
+    return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, yb))
+
+  def epoch(carry, key):
+    p, opt = carry
+    order = jax.random.permutation(key, n)[: steps * batch_size].reshape(steps, batch_size)
+
+    def step(c, idx):
+      p, opt = c
+      grads = jax.grad(loss_fn)(p, x[idx], y[idx])
+      updates, opt = tx.update(grads, opt, p)
+      return (optax.apply_updates(p, updates), opt), None
+
+    return jax.lax.scan(step, (p, opt), order)[0], None
+
+  @jax.jit
+  def fit(params):
+    keys = jax.random.split(jax.random.key(seed), epochs)
+    return jax.lax.scan(epoch, (params, tx.init(params)), keys)[0][0]
+
+  p = fit(params)
+  logits = jnp.asarray(test_features, jnp.float32) @ p["w"] + p["b"]
+  return float(jnp.mean(jnp.argmax(logits, -1) == jnp.asarray(test_labels)))
+
+
+def representation_metrics(z, labels, z_view1, z_view2, *, k=10) -> dict:
+  """Uniformity, tolerance and local separation of `z`; alignment of two views.
+
+  Args:
+    z: [N, D] projections of the clean test images (L2-normalised inside).
+    labels: [N] their labels (tolerance is over same-label pairs).
+    z_view1, z_view2: [N, D] projections of two augmented views of the same images.
+    k: nearest negatives in the local-separation profile.
+
+  Returns:
+    {"uniformity": -L_unif (the papers' sign: larger = more uniform),
+     "uniformity_loss": L_unif, "tolerance", "alignment",
+     "local_separation": [pos, n1, ..., nk]}.
+  """
+  unif = float(metrics.uniformity(z))
+  return {
+    "uniformity": -unif,
+    "uniformity_loss": unif,
+    "tolerance": float(metrics.tolerance(z, labels)),
+    "alignment": float(metrics.alignment(z_view1, z_view2)),
+    "local_separation": [float(v) for v in metrics.local_separation(z_view1, z_view2, k=k)],
+  }

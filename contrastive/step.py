@@ -1,0 +1,319 @@
+"""The train state and the one compiled step `(state, data) -> (state, metrics)`.
+
+One pure jitted step over a ('data',) device mesh. The step builds its own batch on
+the device (`pipeline.train_batch`), constrains it to be sharded over 'data', and
+computes the loss on the *global* batch: XLA inserts the all-gathers that give every
+anchor the negatives of every device, so there is no pmap, no pmean and no
+hand-written gather. BatchNorm statistics are likewise those of the global batch.
+The loss is the objective's (`contrastive.objective`), the temperature the run's
+(`contrastive.temperature`), the update the optimiser's (`contrastive.optim`).
+
+Randomness: one root key from `config.seed`; augmentation uses
+fold_in(fold_in(root, 1), step) and the SWD projections fold_in(fold_in(root, 2),
+step), so a resumed run draws exactly the same randomness.
+"""
+
+import dataclasses
+import os
+from typing import Any
+
+import flax
+import jax
+import jax.numpy as jnp
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+import optax
+
+from contrastive import models
+from contrastive import numerics
+from contrastive import objective
+from contrastive import paths
+from contrastive import temperature as temperature_lib
+from contrastive.data import augment
+from contrastive.data import pipeline
+
+
+@flax.struct.dataclass
+class TrainState:
+  """Everything a step changes: params, BN statistics, optimizer, memory bank, step."""
+
+  step: jax.Array
+  params: Any
+  batch_stats: Any
+  opt_state: Any
+  bank: jax.Array | None  # [num_train, out_dim] NPID memory bank, or None
+  # The temperature's state (`temperature.Temperature.init`): a learned global log tau
+  # and its Adam state, or the per-sample temperatures; None where tau is not learned.
+  log_temperature: jax.Array | None = None
+  temperature_opt_state: Any = None
+  sample_temperature: Any = None
+  # The online linear probe (eval.online_probe): a classifier on the encoder's
+  # stop-gradient features, {"w", "b"}, and its optimizer state; None otherwise.
+  probe_params: Any = None
+  probe_opt_state: Any = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Setup:
+  """What the step needs besides the state: the static objects it closes over."""
+
+  model: models.ContrastiveModel
+  tx: optax.GradientTransformation
+  schedule: Any
+  loss: Any  # the frozen loss config
+  augment: augment.AugmentConfig
+  batch_size: int
+  data_seed: int
+  bank_momentum: float
+  mesh: jax.sharding.Mesh
+  temperature: temperature_lib.Temperature  # how the run sets tau
+  probe_tx: Any = None  # the online linear probe's optimizer, or None
+  probe_classes: int = 0  # the online probe's number of classes
+  # The loss's multiplier: loss.scale, or the one that matches NT-Xent's gradient norm
+  # at initialisation (loss.scale_reference="nt_xent"; `build.calibrate_loss_scale`).
+  loss_scale: float = 1.0
+
+
+def create_state(setup: Setup, key, image_shape, num_train: int) -> TrainState:
+  """Initial state, replicated over the mesh."""
+  k_init, k_bank = jax.random.split(key)
+  variables = setup.model.init(k_init, jnp.zeros((2,) + tuple(image_shape)), train=False)
+  if setup.model.encoder.dtype == jnp.float64:  # exactness checks: float64 throughout
+    variables = jax.tree.map(lambda x: x.astype(jnp.float64), variables)
+  params = variables["params"]
+  bank = None
+  if objective.uses_bank(setup.loss):
+    bank = numerics.l2_normalize(jax.random.normal(k_bank, (num_train, setup.model.head.out_dim)))
+  probe = probe_opt = None
+  if setup.probe_tx is not None:
+    width = jax.eval_shape(
+      lambda: setup.model.apply(variables, jnp.zeros((1,) + tuple(image_shape)), train=False)
+    )[0].shape[-1]
+    probe = {
+      "w": jnp.zeros((width, setup.probe_classes), jnp.float32),
+      "b": jnp.zeros((setup.probe_classes,), jnp.float32),
+    }
+    probe_opt = setup.probe_tx.init(probe)
+  state = TrainState(
+    step=jnp.zeros((), jnp.int32),
+    params=params,
+    batch_stats=variables.get("batch_stats", {}),
+    opt_state=setup.tx.init(params),
+    bank=bank,
+    probe_params=probe,
+    probe_opt_state=probe_opt,
+    **setup.temperature.init(num_train),
+  )
+  return jax.device_put(state, NamedSharding(setup.mesh, P()))
+
+
+def batch(data, root_key, step, setup: Setup) -> dict:
+  """The augmented global batch of `step`, sharded over the mesh's 'data' axis.
+
+  `data` is the training split on the device (`pipeline.DeviceData`: the step
+  gathers and augments its batch), or a streamed dataset's batch of host crops
+  ({"views": uint8 [B, 2, S, S, 3], "index", "label"}: the step colours them with
+  the keys the device path would use).
+  """
+  key = jax.random.fold_in(root_key, 1)
+  if isinstance(data, pipeline.DeviceData):
+    out = pipeline.train_batch(
+      data, key, step, seed=setup.data_seed, batch_size=setup.batch_size, config=setup.augment
+    )
+  else:
+    v1, v2 = augment.photometric_batch(
+      jax.random.fold_in(key, step), data["views"], setup.augment, data["index"]
+    )
+    out = {"view1": v1, "view2": v2, "index": data["index"], "label": data["label"]}
+  return jax.lax.with_sharding_constraint(out, NamedSharding(setup.mesh, P("data")))
+
+
+def forward_views(setup: Setup, params, batch_stats, views):
+  """Both views through the model in training mode, as one batch (BatchNorm statistics
+  of the pair): (encoder features [2B, F], z1 [B, D], z2 [B, D], new batch_stats)."""
+  (h, z), updates = setup.model.apply(
+    {"params": params, "batch_stats": batch_stats},
+    jnp.concatenate([views["view1"], views["view2"]]),
+    train=True,
+    mutable=["batch_stats"],
+  )
+  z1, z2 = jnp.split(z, 2)
+  return h, z1, z2, updates["batch_stats"]
+
+
+def gradient_norms(setup: Setup, loss_cfg, state: TrainState, data, root_key, steps=(0,)):
+  """The norms of the gradient, w.r.t. the parameters of `state`, of the loss `loss_cfg`
+  names (unscaled) on the augmented batch of each of `steps` (the trainer's own batches
+  and keys); one compiled program for all of them."""
+
+  @jax.jit
+  def norm(state, data, step):
+    views = batch(data, root_key, step, setup)
+    key = jax.random.fold_in(jax.random.fold_in(root_key, 2), step)
+
+    def loss_fn(params):
+      _, z1, z2, _ = forward_views(setup, params, state.batch_stats, views)
+      return objective.loss(loss_cfg, z1, z2, indices=views["index"], bank=state.bank, key=key,
+                            mesh=setup.mesh)  # fmt: skip
+
+    return optax.tree.norm(jax.grad(loss_fn)(state.params))
+
+  return [float(norm(state, data, jnp.asarray(s, jnp.int32))) for s in steps]
+
+
+def update(state: TrainState, views: dict, root_key, setup: Setup, temperature=None,
+           diagnose=True):  # fmt: skip
+  """One optimisation step of `state` on the batch `views`: (state, metrics).
+
+  `temperature` is the fixed tau (the config's, or a population member's); the run's
+  `temperature.Temperature` says whether the step uses it or its own (a schedule, a
+  learned or per-sample tau). `diagnose` (a bool, possibly traced) says whether to
+  compute the similarity diagnostics (`objective.diagnostics`); when false they are
+  NaN and cost nothing.
+  """
+  loss_key = jax.random.fold_in(jax.random.fold_in(root_key, 2), state.step)
+  tau_of = setup.temperature
+  learned = tau_of.mode == "learned"  # log tau is then differentiated with the params
+
+  def loss_fn(params, log_tau):
+    tau = tau_of.value(state, fixed=temperature, log_tau=log_tau, indices=views["index"])
+    h, z1, z2, batch_stats = forward_views(setup, params, state.batch_stats, views)
+    value = objective.loss(setup.loss, z1, z2, indices=views["index"], bank=state.bank,
+                           key=loss_key, temperature=tau, mesh=setup.mesh)  # fmt: skip
+    if setup.loss_scale != 1.0:
+      value = setup.loss_scale * value
+    return value, (batch_stats, z1, z2, h, tau)
+
+  (loss, (batch_stats, z1, z2, h, tau)), grads = jax.value_and_grad(
+    loss_fn, argnums=(0, 1) if learned else 0, has_aux=True
+  )(state.params, state.log_temperature)
+  grads, tau_grad = grads if learned else (grads, None)
+  stats = _diagnostics(setup, z1, z2, views["index"], state.bank, tau, diagnose)
+  updates, opt_state = setup.tx.update(grads, state.opt_state, state.params)
+  # Before the bank moves: a per-sample tau's update sees the negatives the loss saw.
+  tau_state, tau_metrics = tau_of.update(state, tau_grad, z1, z2, indices=views["index"])
+  bank = state.bank
+  if bank is not None:
+    bank = objective.update_bank(bank, views["index"], z1, z2, setup.bank_momentum)
+  probe, probe_opt, probe_metrics = state.probe_params, state.probe_opt_state, {}
+  if probe is not None:
+    labels = jnp.concatenate([views["label"], views["label"]])
+    probe, probe_opt, probe_metrics = _probe_update(setup, probe, probe_opt, h, labels)
+  new_state = state.replace(
+    step=state.step + 1,
+    params=optax.apply_updates(state.params, updates),
+    batch_stats=batch_stats,
+    opt_state=opt_state,
+    bank=bank,
+    probe_params=probe,
+    probe_opt_state=probe_opt,
+    **tau_state,
+  )
+  step_metrics = {
+    "loss": loss,
+    "learning_rate": jnp.asarray(setup.schedule(state.step)),
+    "grad_norm": optax.tree.norm(grads),
+    **stats,
+    **tau_metrics,
+    **probe_metrics,
+  }
+  return new_state, step_metrics
+
+
+def _probe_update(setup: Setup, probe, opt_state, features, labels):
+  """One step of the online linear probe (SimCLR's code trains one alongside): a
+  softmax classifier on the encoder's features of both views, behind a stop-gradient,
+  with its own optimizer; the backbone's update never sees it. Returns (probe,
+  opt_state, {"probe_loss", "probe_accuracy"}) on this batch's training views."""
+  features = jax.lax.stop_gradient(features).astype(jnp.float32)
+
+  def loss_fn(p):
+    logits = features @ p["w"] + p["b"]
+    return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, labels)), logits
+
+  (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(probe)
+  updates, opt_state = setup.probe_tx.update(grads, opt_state, probe)
+  accuracy = jnp.mean(jnp.argmax(logits, -1) == labels)
+  metrics = {"probe_loss": loss, "probe_accuracy": accuracy}
+  return optax.apply_updates(probe, updates), opt_state, metrics
+
+
+def _diagnostics(setup: Setup, z1, z2, indices, bank, temperature, diagnose):
+  """`objective.diagnostics` where `diagnose` holds, NaN otherwise, in one program.
+
+  A traced `diagnose` becomes a `lax.cond`, so the unlogged steps skip the work
+  (the penalty entropy's extra gradient over the batch's similarities); it must
+  not be batched under a population's vmap, or both branches would run.
+  """
+
+  def compute():
+    return objective.diagnostics(
+      setup.loss, z1, z2, indices=indices, bank=bank, temperature=temperature
+    )
+
+  def skip():
+    shapes = jax.eval_shape(compute)
+    return jax.tree.map(lambda s: jnp.full(s.shape, jnp.nan, s.dtype), shapes)
+
+  if isinstance(diagnose, bool):
+    return compute() if diagnose else skip()
+  return jax.lax.cond(diagnose, compute, skip)
+
+
+def train_step(state: TrainState, data: pipeline.DeviceData, root_key, setup: Setup,
+               diagnose=True):  # fmt: skip
+  """One step on the global batch: (state, data) -> (state, metrics)."""
+  views = batch(data, root_key, state.step, setup)
+  return update(state, views, root_key, setup, diagnose=diagnose)
+
+
+def jit_train_step(setup: Setup):
+  """`train_step` jitted for `setup`, donating the old state.
+
+  The temperature is an argument of the compiled program, not a constant in it, so
+  runs that differ only in `loss.temperature` compile to the same program: with a
+  persistent compilation cache (`enable_compilation_cache`) a sweep's later runs
+  load it instead of compiling. So is `diagnose`: logged and unlogged steps share
+  one program.
+  """
+  jitted = jax.jit(
+    lambda st, data, root, tau, diagnose: update(
+      st, batch(data, root, st.step, setup), root, setup, tau, diagnose
+    ),
+    donate_argnums=0,
+  )
+  # The dtype a Python-float temperature takes in the loss (as a population's).
+  return BoundStep(jitted, jnp.asarray(setup.loss.temperature))
+
+
+@dataclasses.dataclass(frozen=True)
+class BoundStep:
+  """A jitted step (state, data, root_key, temperature, diagnose) with its
+  temperature bound: called as (state, data, root_key, diagnose=True); `trace` and
+  `lower` as `jax.jit`'s. diagnose=False skips the logged diagnostics (NaN)."""
+
+  jitted: Any
+  temperature: jax.Array
+
+  def __call__(self, state, data, root_key, diagnose=True):
+    return self.jitted(state, data, root_key, self.temperature, jnp.asarray(diagnose))
+
+  def trace(self, state, data, root_key, diagnose=True):
+    return self.jitted.trace(state, data, root_key, self.temperature, jnp.asarray(diagnose))
+
+  def lower(self, state, data, root_key, diagnose=True):
+    return self.jitted.lower(state, data, root_key, self.temperature, jnp.asarray(diagnose))
+
+
+def enable_compilation_cache(directory: str | None = None) -> None:
+  """Keeps compiled programs in `directory` (JAX's persistent compilation cache);
+  None: `jax/` in the project's cache (`paths.cache_dir`).
+
+  A resumed run, a sweep's runs that differ only in temperature or seed, and the
+  evaluation programs of same-shaped runs then load their programs instead of
+  compiling them again. Process-wide; `run.py` turns it on (--compilation_cache).
+  """
+  directory = directory or os.path.join(paths.cache_dir(), "jax")
+  os.makedirs(directory, exist_ok=True)
+  jax.config.update("jax_compilation_cache_dir", directory)
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
