@@ -12,8 +12,8 @@ statistics for logging; `loss` and `diagnostics` are its two halves (the trainer
 computes the second on logged steps only). The temperature may be traced, so a
 temperature population vmaps the whole objective over tau.
 
-Adding a loss: its kernel in `contrastive.losses`, one `LossSpec` below, its keys in
-`config.base()`, its tests.
+Adding a loss: its kernel in `contrastive.kernels` (named in `contrastive.losses`),
+one `LossSpec` below, its keys in `config.base()`, its tests.
 """
 
 from collections.abc import Callable

@@ -30,7 +30,7 @@ import jax
 from contrastive import checkpoint
 from contrastive import config as config_lib
 from contrastive import paths
-from contrastive import population
+from contrastive import population as population_lib
 from contrastive import train
 
 SWEEP_FILE = "sweep.json"
@@ -63,7 +63,7 @@ def _groups(runs, population: bool):
     return [[r] for r in runs]
   groups: dict[str, list] = {}
   for r in runs:
-    key = json.dumps(population.without_temperature(r[2]), sort_keys=True, default=str)
+    key = json.dumps(population_lib.without_temperature(r[2]), sort_keys=True, default=str)
     groups.setdefault(key, []).append(r)
   return list(groups.values())
 
@@ -177,7 +177,7 @@ def run(
         paths.makedirs(paths.path(workdir, name))
       if len(group) > 1:  # a population trains, and finishes, as one
         members = [(os.path.join(workdir, n), c) for n, _, c in group]
-        results = population.train_population(group[0][2], run_dir, members, lock=claim)
+        results = population_lib.train_population(group[0][2], run_dir, members, lock=claim)
       else:
         results = [train.train_and_evaluate(group[0][2], run_dir, lock=claim)]
     finally:

@@ -29,7 +29,7 @@ import optax
 from contrastive import config
 from contrastive import numerics
 from contrastive import objective
-from contrastive.losses import infonce
+from contrastive.kernels import infonce
 
 SCHEDULES = ("constant", "cosine", "linear")
 LEARNED = ("none", "global", "per_sample")

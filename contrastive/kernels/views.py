@@ -11,7 +11,7 @@ import jax.numpy as jnp
 from contrastive import blockwise
 from contrastive import numerics
 from contrastive import pairs
-from contrastive.losses import infonce
+from contrastive.kernels import infonce
 
 
 def nt_xent(z1, z2, *, temperature, block_size=None, mesh=None, layout="simclr") -> jax.Array:

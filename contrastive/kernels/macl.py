@@ -5,8 +5,8 @@ import jax
 import jax.numpy as jnp
 
 from contrastive import numerics
-from contrastive.losses import infonce
-from contrastive.losses import views
+from contrastive.kernels import infonce
+from contrastive.kernels import views
 
 MACL_SCHEDULES = ("linear", "exponential")
 

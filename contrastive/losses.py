@@ -20,33 +20,34 @@ computes in float32 (or float64 for float64 inputs) whatever its input dtype, an
 every softmax-type kernel is max-shifted, so it is finite at temperature 0.01 with
 similarities at exactly +1 and -1, in float32 and with bfloat16 inputs.
 
-The families, a module each: `infonce` (the contrastive loss, DCL, the hard and
-simple losses, the relative penalty), `views` (NT-Xent, the hard loss and DCL on a
-batch's two views, dense or tiled), `macl` (Huang et al.) and `generalized` (Chen,
-Luo & Li). Every public kernel is also a name of this package (`losses.nt_xent`).
+The kernels live a family a module in `contrastive.kernels`: `infonce` (the
+contrastive loss, DCL, the hard and simple losses, the relative penalty), `views`
+(NT-Xent, the hard loss and DCL on a batch's two views, dense or tiled), `macl`
+(Huang et al.) and `generalized` (Chen, Luo & Li). This module names every public
+one (`losses.nt_xent`): the API to import.
 """
 
-from contrastive.losses.generalized import GENERALIZED_DISTRIBUTIONS
-from contrastive.losses.generalized import generalized_contrastive_loss
-from contrastive.losses.generalized import sliced_wasserstein
-from contrastive.losses.generalized import swd_draws
-from contrastive.losses.infonce import DEFAULT_NUM_HARD
-from contrastive.losses.infonce import contrastive_loss
-from contrastive.losses.infonce import dcl_loss
-from contrastive.losses.infonce import hard_contrastive_loss
-from contrastive.losses.infonce import hard_simple_loss
-from contrastive.losses.infonce import relative_penalty
-from contrastive.losses.infonce import resolve_num_hard
-from contrastive.losses.infonce import simple_loss
-from contrastive.losses.macl import MACL_MIN_TEMPERATURE_RATIO
-from contrastive.losses.macl import MACL_SCHEDULES
-from contrastive.losses.macl import check_macl_schedule
-from contrastive.losses.macl import macl_loss
-from contrastive.losses.macl import macl_nt_xent
-from contrastive.losses.macl import macl_temperature
-from contrastive.losses.views import dcl
-from contrastive.losses.views import hard_nt_xent
-from contrastive.losses.views import nt_xent
+from contrastive.kernels.generalized import GENERALIZED_DISTRIBUTIONS
+from contrastive.kernels.generalized import generalized_contrastive_loss
+from contrastive.kernels.generalized import sliced_wasserstein
+from contrastive.kernels.generalized import swd_draws
+from contrastive.kernels.infonce import DEFAULT_NUM_HARD
+from contrastive.kernels.infonce import contrastive_loss
+from contrastive.kernels.infonce import dcl_loss
+from contrastive.kernels.infonce import hard_contrastive_loss
+from contrastive.kernels.infonce import hard_simple_loss
+from contrastive.kernels.infonce import relative_penalty
+from contrastive.kernels.infonce import resolve_num_hard
+from contrastive.kernels.infonce import simple_loss
+from contrastive.kernels.macl import MACL_MIN_TEMPERATURE_RATIO
+from contrastive.kernels.macl import MACL_SCHEDULES
+from contrastive.kernels.macl import check_macl_schedule
+from contrastive.kernels.macl import macl_loss
+from contrastive.kernels.macl import macl_nt_xent
+from contrastive.kernels.macl import macl_temperature
+from contrastive.kernels.views import dcl
+from contrastive.kernels.views import hard_nt_xent
+from contrastive.kernels.views import nt_xent
 
 __all__ = [
   "DEFAULT_NUM_HARD",
