@@ -12,6 +12,7 @@ from absl import app
 from absl import flags
 from absl import logging as absl_logging
 
+from contrastive import build
 from contrastive import checkpoint
 from contrastive import config as config_lib
 from contrastive import jobs
@@ -84,9 +85,7 @@ def main(argv):
   except config_lib.ConfigError as e:
     _fail(str(e))
   if _DISTRIBUTED.value:
-    import jax  # noqa: PLC0415
-
-    jax.distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+    build.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
   if _COMPILATION_CACHE.value != "off":
     step_lib.enable_compilation_cache(_COMPILATION_CACHE.value or None)
   try:

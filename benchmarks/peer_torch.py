@@ -1,14 +1,16 @@
 """The same SimCLR training step in PyTorch: a peer to compare our step with.
 
   python benchmarks/peer_torch.py step [--batch 256] [--repeats 5] [--dtype float32]
-                                       [--width 64] [--ours PYTHON] [--json out.json]
+                                       [--width 64] [--encoder resnet18|convn]
+                                       [--ours PYTHON] [--json out.json]
   python benchmarks/peer_torch.py loader [--batch 256] [--steps 10] [--workers 2] [...]
 
 Runs only where torch (and, for `loader`, torchvision) is installed; neither is a
 dependency of this project (`pip install torch torchvision` into any environment).
 The recipe is `benchmarks/train_step.py`'s: ResNet-18 with the CIFAR stem (3x3
-stem, no max-pool) at --width, a 2-layer projection head (512 hidden, BN, ReLU, 128
-out), NT-Xent over the global batch at tau 0.2, SGD momentum 0.9 at lr 0.03.
+stem, no max-pool) at --width (or, --encoder convn, the quickstart's ConvN), a
+2-layer projection head (512 hidden, BN, ReLU, 128 out), NT-Xent over the global
+batch at tau 0.2, SGD momentum 0.9 at lr 0.03.
 
 step: the step on views augmented beforehand (random tensors: no augmentation in
 the step), eager and `torch.compile`d, timed round-robin in one process (medians of
@@ -62,20 +64,37 @@ class BasicBlock(nn.Module):
     return F.relu(self.bn2(self.conv2(y)) + self.shortcut(x))
 
 
-class Model(nn.Module):
-  """ResNet-18, CIFAR stem, and SimCLR's 2-layer projection head."""
+def _resnet18(width):
+  """ResNet-18 with the CIFAR stem: (encoder, feature width)."""
+  layers = [nn.Conv2d(3, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU()]
+  cin = width
+  for i, n in enumerate((2, 2, 2, 2)):
+    cout = width * 2**i
+    for j in range(n):
+      layers.append(BasicBlock(cin, cout, 2 if (i > 0 and j == 0) else 1))
+      cin = cout
+  layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+  return nn.Sequential(*layers), cin
 
-  def __init__(self, width=64, hidden=512, out=128):
+
+def _convn(size=32):
+  """The RandBit notebook's ConvN (`models.ConvN`): 3 conv3x3 stride-2 (32, 64, 64;
+  conv-BN-ReLU, no bias), flatten, Dense 128-BN-ReLU: (encoder, feature width)."""
+  layers, cin = [], 3
+  for f in (32, 64, 64):
+    layers += [nn.Conv2d(cin, f, 3, 2, 1, bias=False), nn.BatchNorm2d(f), nn.ReLU()]
+    cin, size = f, (size + 1) // 2
+  layers += [nn.Flatten(), nn.Linear(cin * size * size, 128, bias=False), nn.BatchNorm1d(128),
+             nn.ReLU()]  # fmt: skip
+  return nn.Sequential(*layers), 128
+
+
+class Model(nn.Module):
+  """ResNet-18 (CIFAR stem) or the ConvN, and SimCLR's 2-layer projection head."""
+
+  def __init__(self, width=64, hidden=512, out=128, encoder="resnet18"):
     super().__init__()
-    layers = [nn.Conv2d(3, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU()]
-    cin = width
-    for i, n in enumerate((2, 2, 2, 2)):
-      cout = width * 2**i
-      for j in range(n):
-        layers.append(BasicBlock(cin, cout, 2 if (i > 0 and j == 0) else 1))
-        cin = cout
-    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
-    self.encoder = nn.Sequential(*layers)
+    self.encoder, cin = _resnet18(width) if encoder == "resnet18" else _convn()
     self.head = nn.Sequential(
       nn.Linear(cin, hidden, bias=False),
       nn.BatchNorm1d(hidden),
@@ -117,7 +136,7 @@ def _sync(device):
 
 def _setup(args, device):
   torch.manual_seed(0)
-  model = Model(args.width).to(device).to(memory_format=torch.channels_last)
+  model = Model(args.width, encoder=args.encoder).to(device).to(memory_format=torch.channels_last)
   opt = torch.optim.SGD(model.parameters(), lr=LEARNING_RATE, momentum=0.9)
   return model, opt
 
@@ -169,7 +188,8 @@ def _ours(args) -> dict:
   with tempfile.TemporaryDirectory() as tmp:
     out = os.path.join(tmp, "ours.json")
     cmd = [args.ours, script, "--batch", str(args.batch), "--repeats", str(args.repeats),
-           "--dtype", args.dtype, "--width", str(args.width), "--json", out]  # fmt: skip
+           "--dtype", args.dtype, "--width", str(args.width), "--encoder", args.encoder,
+           "--json", out]  # fmt: skip
     subprocess.run(cmd, check=True, capture_output=True, text=True)
     with open(out) as f:
       ours = json.load(f)
@@ -239,6 +259,7 @@ def main():
   parser.add_argument("--workers", type=int, default=2)
   parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
   parser.add_argument("--width", type=int, default=64)
+  parser.add_argument("--encoder", default="resnet18", choices=("resnet18", "convn"))
   parser.add_argument("--ours", default=None, help="a Python with this project, to run ours too")
   parser.add_argument("--json", default=None)
   args = parser.parse_args()
@@ -247,7 +268,8 @@ def main():
   device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
   rows = step_mode(args, device) if args.mode == "step" else loader_mode(args, device)
   print(_machine(device))
-  print(f"batch {args.batch}, {args.dtype}, ResNet-18 width {args.width}:")
+  model = f"ResNet-18 width {args.width}" if args.encoder == "resnet18" else "ConvN"
+  print(f"batch {args.batch}, {args.dtype}, {model}:")
   for r in rows:
     print(f"  {r['impl']:>60}: {r['step_ms']:9.1f} ms/step  {r['images_per_s']:9.1f} images/s")
   if args.json:

@@ -9,6 +9,7 @@ The public seams, for the trainer, sweeps, benchmarks, notebooks and tests:
 import dataclasses
 
 import jax
+from jax.experimental import multihost_utils
 import ml_collections
 import optax
 
@@ -20,6 +21,16 @@ from contrastive.data import augment
 from contrastive.data import datasets
 from contrastive.data import pipeline
 from contrastive.data import streaming
+
+
+def initialize_distributed(coordinator_address=None, num_processes=None, process_id=None):
+  """`jax.distributed.initialize`, then a barrier over every device, so the processes'
+  first collective (it opens the CPU collectives' connections, Gloo, with a 30 s
+  connect timeout) runs while all of them are up: later, one process may be busy
+  compiling or loading data for longer than that (seen on a loaded 2-core machine:
+  "Gloo context initialization failed ... Connect timeout")."""
+  jax.distributed.initialize(coordinator_address, num_processes, process_id)
+  multihost_utils.sync_global_devices("contrastive: every process has started")
 
 
 def make_mesh():

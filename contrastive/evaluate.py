@@ -7,6 +7,7 @@ import functools
 
 import jax
 from jax.experimental import multihost_utils
+import jax.numpy as jnp
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 import numpy as np
@@ -27,17 +28,24 @@ def encode(model, state, images, *, batch_size: int = 512):
   """Encoder features and projections (eval-mode BatchNorm) of float images [N, ...].
 
   `state` holds the model's `params` and `batch_stats`. One compiled forward pass
-  serves every call (the variables are arguments).
+  serves every call (the variables are arguments): a last partial chunk is padded to
+  `batch_size` rows (eval-mode BatchNorm treats rows independently) and cut after.
 
   Returns:
     (features [N, F], projections [N, D]) as float32 NumPy arrays.
   """
   variables = {"params": state.params, "batch_stats": state.batch_stats}
+  n = images.shape[0]
+  size = min(batch_size, n)
   feats, projs = [], []
-  for i in range(0, images.shape[0], batch_size):
-    f, z = _forward(model, variables, images[i : i + batch_size])
-    feats.append(np.asarray(f, np.float32))
-    projs.append(np.asarray(z, np.float32))
+  for i in range(0, n, size):
+    chunk = images[i : i + size]
+    rows = chunk.shape[0]
+    if rows < size:
+      chunk = jnp.concatenate([chunk, jnp.zeros((size - rows, *chunk.shape[1:]), chunk.dtype)])
+    f, z = _forward(model, variables, chunk)
+    feats.append(np.asarray(f, np.float32)[:rows])
+    projs.append(np.asarray(z, np.float32)[:rows])
   return np.concatenate(feats), np.concatenate(projs)
 
 

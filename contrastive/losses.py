@@ -23,10 +23,13 @@ similarities at exactly +1 and -1, in float32 and with bfloat16 inputs.
 The kernels live a family a module in `contrastive.kernels`: `infonce` (the
 contrastive loss, DCL, the hard and simple losses, the relative penalty), `views`
 (NT-Xent, the hard loss and DCL on a batch's two views, dense or tiled), `macl`
-(Huang et al.) and `generalized` (Chen, Luo & Li). This module names every public
+(Huang et al.), `generalized` (Chen, Luo & Li) and `bank` (the contrastive and hard
+losses against an NPID memory bank, dense or tiled). This module names every public
 one (`losses.nt_xent`): the API to import.
 """
 
+from contrastive.kernels.bank import bank_nt_xent
+from contrastive.kernels.bank import hard_bank_nt_xent
 from contrastive.kernels.generalized import GENERALIZED_DISTRIBUTIONS
 from contrastive.kernels.generalized import generalized_contrastive_loss
 from contrastive.kernels.generalized import sliced_wasserstein
@@ -54,11 +57,13 @@ __all__ = [
   "GENERALIZED_DISTRIBUTIONS",
   "MACL_MIN_TEMPERATURE_RATIO",
   "MACL_SCHEDULES",
+  "bank_nt_xent",
   "check_macl_schedule",
   "contrastive_loss",
   "dcl",
   "dcl_loss",
   "generalized_contrastive_loss",
+  "hard_bank_nt_xent",
   "hard_contrastive_loss",
   "hard_nt_xent",
   "hard_simple_loss",

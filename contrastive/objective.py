@@ -30,8 +30,8 @@ from contrastive import numerics
 from contrastive import pairs
 
 LAYOUTS = ("simclr", "cross_view", "memory_bank")
-# The layouts a loss computes over tiles (loss.block_size): the two-view ones. The
-# memory bank has no tiled form.
+# The two-view layouts, which every loss with a tiled form computes over tiles
+# (loss.block_size); the memory bank's tiled form is a spec's `bank`.
 TILED_LAYOUTS = ("simclr", "cross_view")
 
 
@@ -61,6 +61,8 @@ class LossSpec:
     views: (cfg, z1, z2, tau, *, key, block_size, mesh, layout) -> the scalar loss
       of two views [B, D]: the tiled form (block_size an integer), and for a loss
       without `per_anchor` the dense one too (block_size None); None: no such form.
+    bank: (cfg, z1, z2, tau, *, bank, indices, block_size, mesh) -> the scalar loss
+      against a memory bank over tiles (`kernels.bank`); None: no tiled bank form.
     layouts: the loss.layout values it takes.
     tiled_layouts: those it computes over tiles (loss.block_size).
     per_sample_temperature: whether a per-sample temperature (one tau_i per
@@ -79,6 +81,7 @@ class LossSpec:
   description: str
   per_anchor: Callable | None = None
   views: Callable | None = None
+  bank: Callable | None = None
   layouts: tuple[str, ...] = LAYOUTS
   tiled_layouts: tuple[str, ...] = ()
   per_sample_temperature: bool = False
@@ -147,7 +150,10 @@ SPECS = {
       views=lambda cfg, z1, z2, tau, *, key, block_size, mesh, layout: losses.nt_xent(
         z1, z2, temperature=tau, **_tiles(block_size, mesh, layout)
       ),
-      tiled_layouts=TILED_LAYOUTS,
+      bank=lambda cfg, z1, z2, tau, *, bank, indices, block_size, mesh: losses.bank_nt_xent(
+        z1, z2, bank, indices, temperature=tau, block_size=block_size, mesh=mesh
+      ),
+      tiled_layouts=LAYOUTS,
       per_sample_temperature=True,
     ),
     LossSpec(
@@ -159,7 +165,10 @@ SPECS = {
       views=lambda cfg, z1, z2, tau, *, key, block_size, mesh, layout: losses.hard_nt_xent(
         z1, z2, temperature=tau, **_tiles(block_size, mesh, layout), **_hard(cfg)
       ),
-      tiled_layouts=TILED_LAYOUTS,
+      bank=lambda cfg, z1, z2, tau, *, bank, indices, block_size, mesh: losses.hard_bank_nt_xent(
+        z1, z2, bank, indices, temperature=tau, block_size=block_size, mesh=mesh, **_hard(cfg)
+      ),
+      tiled_layouts=LAYOUTS,
       per_sample_temperature=True,
     ),
     LossSpec(
@@ -241,9 +250,11 @@ def check(cfg) -> None:
       )
     if cfg.layout not in s.tiled_layouts:
       tiled = ", ".join(n for n, x in SPECS.items() if x.tiled_layouts)
+      banked = ", ".join(n for n, x in SPECS.items() if "memory_bank" in x.tiled_layouts)
       raise config.ConfigError(
-        f"loss.block_size tiles {tiled} (loss.layout 'simclr' or 'cross_view') only, not "
-        f"loss.name={cfg.name!r} with loss.layout={cfg.layout!r}; unset loss.block_size."
+        f"loss.block_size tiles {tiled} (loss.layout 'simclr' or 'cross_view'; "
+        f"'memory_bank' too for {banked}) only, not loss.name={cfg.name!r} with "
+        f"loss.layout={cfg.layout!r}; unset loss.block_size."
       )
   if s.check is not None:
     s.check(cfg)
@@ -286,6 +297,8 @@ def loss(cfg, z1, z2, *, indices, bank, key, temperature=None, mesh=None):
   z1, z2 = numerics.as_compute(z1), numerics.as_compute(z2)
   tau = cfg.temperature if temperature is None else temperature
   block_size = cfg.get("block_size")
+  if block_size is not None and cfg.layout == "memory_bank":
+    return s.bank(cfg, z1, z2, tau, bank=bank, indices=indices, block_size=block_size, mesh=mesh)
   if s.per_anchor is None or block_size is not None:
     return s.views(cfg, z1, z2, tau, key=key, block_size=block_size, mesh=mesh, layout=cfg.layout)
   pos, neg, mask = layout(cfg.layout, z1, z2, bank, indices)
@@ -317,7 +330,7 @@ def diagnostics(cfg, z1, z2, *, indices, bank, temperature=None):
   tau = cfg.temperature if temperature is None else temperature
   name = s.stats_layout or cfg.layout
   if cfg.get("block_size") is not None:
-    return _tiled_stats(s, cfg, name, z1, z2, tau)
+    return _tiled_stats(s, cfg, name, z1, z2, tau, bank, indices)
   pos, neg, mask = layout(name, z1, z2, bank, indices)
   applied, extra = _applied(s, cfg, pos, tau)
   return jax.lax.stop_gradient(
@@ -336,20 +349,25 @@ def diagnostics(cfg, z1, z2, *, indices, bank, temperature=None):
   )
 
 
-def _tiled_stats(s: LossSpec, cfg, name, z1, z2, tau):
-  """`diagnostics` without any [2B, 2B] array.
+def _tiled_stats(s: LossSpec, cfg, name, z1, z2, tau, bank, indices):
+  """`diagnostics` without any [2B, 2B] (or [2B, M]) array.
 
   The ones that need the whole similarity matrix (the hardest negative, the
   penalty entropy) are left out; the mean negative similarity comes from closed
   forms: SimCLR's sum_{i != j} s_ij = |sum_i h_i|^2 - sum_i |h_i|^2 over H =
   concat(h1, h2), less the positives; the cross-view layout's (sum_i h1_i) .
-  (sum_j h2_j) less the positives.
+  (sum_j h2_j) less the positives; the memory bank's h_i . (sum_j b_j - b_own(i)) /
+  (M - 1) for each anchor.
   """
   h1, h2 = numerics.l2_normalize(z1), numerics.l2_normalize(z2)
   pos_half = jnp.sum(h1 * h2, axis=-1)
   applied, extra = _applied(s, cfg, pos_half, tau)
   n = h1.shape[0]
-  if name == "cross_view":
+  if name == "memory_bank":
+    b = numerics.l2_normalize(bank)
+    others = jnp.sum(b, axis=0)[None, :] - b[indices]  # [B, D]: every entry but the own
+    neg_sim = jnp.mean(jnp.sum((h1 + h2) * others, axis=-1)) / (2 * max(b.shape[0] - 1, 1))
+  elif name == "cross_view":
     neg_sim = (jnp.dot(jnp.sum(h1, axis=0), jnp.sum(h2, axis=0)) - jnp.sum(pos_half)) / max(
       n * (n - 1), 1
     )

@@ -163,11 +163,23 @@ def representation_metrics(z, labels, z_view1, z_view2, *, k=10) -> dict:
      "uniformity_loss": L_unif, "tolerance", "alignment",
      "local_separation": [pos, n1, ..., nk]}.
   """
-  unif = float(metrics.uniformity(z))
+  unif, tol, align, separation = _representation(z, labels, z_view1, z_view2, k=k)
   return {
-    "uniformity": -unif,
-    "uniformity_loss": unif,
-    "tolerance": float(metrics.tolerance(z, labels)),
-    "alignment": float(metrics.alignment(z_view1, z_view2)),
-    "local_separation": [float(v) for v in metrics.local_separation(z_view1, z_view2, k=k)],
+    "uniformity": -float(unif),
+    "uniformity_loss": float(unif),
+    "tolerance": float(tol),
+    "alignment": float(align),
+    "local_separation": [float(v) for v in separation],
   }
+
+
+@functools.partial(jax.jit, static_argnames="k")
+def _representation(z, labels, z_view1, z_view2, *, k):
+  """The four metrics as one compiled program (compiled separately, they took 2.4 s
+  of the quickstart's evaluation on 2 CPU cores)."""
+  return (
+    metrics.uniformity(z),
+    metrics.tolerance(z, labels),
+    metrics.alignment(z_view1, z_view2),
+    metrics.local_separation(z_view1, z_view2, k=k),
+  )

@@ -9,8 +9,12 @@ from contrastive import config as config_lib
 
 
 def quickstart():
-  """SimCLR on the embedded `shapes` with the small ConvN, no download: 15 epochs,
-  under 5 minutes on 2 CPU cores (`configs/quickstart.py`)."""
+  """SimCLR on the embedded `shapes` with the small ConvN, no download: 8 epochs,
+  about 90 seconds on 2 CPU cores (`configs/quickstart.py`).
+
+  8 epochs, not the 15 it had until 2026-12-06, to fit a newcomer's first run in 90
+  s: 15 epochs reached kNN 0.954 and linear 0.987 on the same machine that day, 8
+  reach about 0.82 and 0.95 (raw pixels 0.615; README)."""
   c = config_lib.base()
   c.data.update(name="shapes", batch_size=128, augment="simclr_cifar")
   c.model.update(encoder="convn", out_dim=64, hidden_dim=256)
@@ -21,7 +25,7 @@ def quickstart():
     warmup_epochs=0.2,
     decay_epochs=(),
   )
-  c.train.update(num_epochs=15, log_every=10, checkpoint_every=500)
+  c.train.update(num_epochs=8, log_every=20, checkpoint_every=500)
   c.eval.update(
     linear_epochs=30, linear_learning_rate=0.1, linear_decay_epochs=(20,), linear_decay_factor=0.1
   )
@@ -32,9 +36,10 @@ def quickstart():
 
 def small():
   """The `small` scale the paper studies share: the quickstart for 6 epochs, without
-  its training-time probes (the studies measure the trained states)."""
+  its training-time probes (the studies measure the trained states), logged every 10
+  steps."""
   c = quickstart()
-  c.train.num_epochs = 6
+  c.train.update(num_epochs=6, log_every=10)
   c.eval.update(online_probe=False, monitor_every=0)
   return c
 

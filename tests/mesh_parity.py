@@ -3,7 +3,8 @@
   python tests/mesh_parity.py OUT.json
 
 Run by tests/test_blockwise.py in a subprocess (JAX reads the device count once, at
-start). For NT-Xent, the hard loss, MACL and the generalized logsumexp loss, with
+start). For NT-Xent, the hard loss, MACL, the generalized logsumexp loss and the hard
+loss against a memory bank, with
 the views sharded over the mesh's "data" axis: the loss and its gradients with
 respect to both views and the temperature, and a vmap over temperatures, against
 the tiled kernel on unsharded views (itself checked against the dense kernels and
@@ -54,7 +55,14 @@ LOSSES = {
   "logsumexp": lambda a, b, t, **kw: losses.generalized_contrastive_loss(
     a, b, distribution="logsumexp", weight=0.5, temperature=t, **kw
   ),
+  # A memory bank of M = 70 entries, replicated; each device its rows against all.
+  "bank_hard": lambda a, b, t, **kw: losses.hard_bank_nt_xent(
+    a, b, BANK, INDICES, temperature=t, num_hard=20, **kw
+  ),
 }
+_bank_rng = np.random.default_rng(1)
+BANK = _bank_rng.normal(size=(70, D)).astype(np.float32)
+INDICES = _bank_rng.choice(70, size=N, replace=False).astype(np.int32)
 
 
 def main():

@@ -7,11 +7,11 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import jax  # noqa: E402
+from contrastive import build  # noqa: E402
 
 if __name__ == "__main__":
   workdir, data_dir, port, count, index = sys.argv[1:6]
-  jax.distributed.initialize(f"127.0.0.1:{port}", int(count), int(index))
+  build.initialize_distributed(f"127.0.0.1:{port}", int(count), int(index))
   import tensorflow_datasets as tfds  # noqa: PLC0415
 
   from contrastive import train  # noqa: PLC0415

@@ -247,6 +247,74 @@ def test_every_tiled_kernel_equals_dense_eager_and_jitted(name):
       _assert_close(jax.jit(fn)(z1, z2, 0.01), want, rtol=1e-10)
 
 
+def _bank_inputs(n=12, m=50, d=8, seed=6, dtype=np.float64):
+  rng = np.random.default_rng(seed)
+  z1 = rng.normal(size=(n, d))
+  z2 = z1 + 0.7 * rng.normal(size=(n, d))
+  bank = rng.normal(size=(m, d))
+  indices = rng.choice(m, size=n, replace=False).astype(np.int32)
+  return dtype(z1), dtype(z2), dtype(bank), indices
+
+
+def _bank_losses(block):
+  return {
+    "contrastive": lambda a, b, t, bank, idx: losses.bank_nt_xent(
+      a, b, bank, idx, temperature=t, block_size=block
+    ),
+    "hard_5": lambda a, b, t, bank, idx: losses.hard_bank_nt_xent(
+      a, b, bank, idx, temperature=t, num_hard=5, block_size=block
+    ),
+    "hard_fraction": lambda a, b, t, bank, idx: losses.hard_bank_nt_xent(
+      a, b, bank, idx, temperature=t, hard_fraction=0.3, block_size=block
+    ),
+  }
+
+
+def test_tiled_memory_bank_equals_dense():
+  # The NPID layout over tiles: the own-instance exclusion an index comparison in
+  # each tile. Values and gradients (views and tau), float64, blocks smaller than the
+  # bank and one covering it, eager and jitted; float32 on views of few directions
+  # (the hard loss's top k, as in test_blockwise_equals_dense).
+  with jax.enable_x64(True):
+    z1, z2, bank, idx = _bank_inputs()
+    for name, dense in _bank_losses(None).items():
+      want_fn = jax.jit(jax.value_and_grad(dense, argnums=(0, 1, 2)))
+      for block in (7, 64):
+        tiled = _bank_losses(block)[name]
+        fn = jax.value_and_grad(tiled, argnums=(0, 1, 2))
+        for tau in (0.01, 0.2):
+          want = want_fn(z1, z2, tau, bank, idx)
+          _assert_close(jax.jit(fn)(z1, z2, tau, bank, idx), want, rtol=1e-10)
+        _assert_close(fn(z1, z2, 0.2, bank, idx), want_fn(z1, z2, 0.2, bank, idx), rtol=1e-10)
+  rng = np.random.default_rng(8)
+  base = rng.normal(size=(12, 8))
+  base /= np.linalg.norm(base, axis=1, keepdims=True)
+  pick = lambda n: np.float32(base[rng.integers(0, 12, size=n)])  # noqa: E731
+  z1, z2, bank = pick(16), pick(16), pick(60)
+  idx = rng.choice(60, size=16, replace=False).astype(np.int32)
+  for name, dense in _bank_losses(None).items():
+    want = jax.jit(jax.value_and_grad(dense, argnums=(0, 1, 2)))(z1, z2, 0.2, bank, idx)
+    got = jax.jit(jax.value_and_grad(_bank_losses(16)[name], argnums=(0, 1, 2)))(
+      z1, z2, 0.2, bank, idx
+    )
+    _assert_close(got, want)
+
+
+@pytest.mark.parametrize("name", ["contrastive", "hard_contrastive"])
+def test_objective_tiles_the_memory_bank_with_its_statistics(name):
+  cfg = recipes.quickstart().loss
+  cfg.name, cfg.layout, cfg.num_hard = name, "memory_bank", 20
+  z1, z2, bank, idx = (jnp.asarray(a) for a in _bank_inputs(n=16, m=90, dtype=np.float32))
+  kwargs = dict(indices=idx, bank=bank, key=None)
+  dense_loss, dense_stats = objective.objective(cfg, z1, z2, **kwargs)
+  cfg.block_size = 32
+  loss, stats = jax.jit(lambda a, b: objective.objective(cfg, a, b, **kwargs))(z1, z2)
+  np.testing.assert_allclose(loss, dense_loss, rtol=1e-6)
+  for key in stats:  # the closed-form mean negative similarity too
+    np.testing.assert_allclose(stats[key], dense_stats[key], rtol=1e-5, atol=1e-6, err_msg=key)
+  assert "neg_sim" in stats and "penalty_entropy" not in stats
+
+
 def _reference_row_lse(rows, cols, shift, tau, mask):
   """float64 NumPy: the full matrix, masked, log-sum-exp per row."""
   rows, cols = np.float64(rows), np.float64(cols)
@@ -386,7 +454,7 @@ _TILED = "loss.block_size tiles contrastive, hard_contrastive, macl, dcl, genera
   [
     ("loss.block_size=0", "loss.block_size must be a positive integer"),
     ("loss.block_size=64,loss.name=hard_simple", _TILED),
-    ("loss.block_size=64,loss.layout=memory_bank", _TILED),
+    ("loss.block_size=64,loss.layout=memory_bank,loss.name=macl", _TILED),
     ("loss.name=generalized,loss.layout=memory_bank",
      "loss.name='generalized' does not take loss.layout='memory_bank'"),
   ],
@@ -408,10 +476,14 @@ def test_over_a_mesh_each_device_tiles_its_own_rows_against_all_columns(tmp_path
   )
   assert proc.returncode == 0, proc.stderr[-3000:]
   results = json.loads(out.read_text())
-  assert sorted(results) == ["hard", "logsumexp", "macl", "nt_xent", "nt_xent_cross_view"]
+  assert sorted(results) == ["bank_hard", "hard", "logsumexp", "macl", "nt_xent",
+                             "nt_xent_cross_view"]  # fmt: skip
   for name, r in results.items():
     # 2N = 96 anchors over 4 devices: 24 rows each against all 96 columns; the
-    # cross-view layout: 12 rows of each view against the other view's 48.
-    want = [[12, 48], [12, 48]] if name == "nt_xent_cross_view" else [[24, 96]]
+    # cross-view layout: 12 rows of each view against the other view's 48; the
+    # memory bank: 24 anchors (both views of 12 instances) against all 70 entries.
+    want = {"nt_xent_cross_view": [[12, 48], [12, 48]], "bank_hard": [[24, 70]]}.get(
+      name, [[24, 96]]
+    )
     assert r["kernel_shapes"] == want, (name, r["kernel_shapes"])
     assert r["max_error"] < 1e-5, (name, r["max_error"])

@@ -16,7 +16,7 @@ import pytest
 from contrastive import checkpoint
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-NUM_STEPS = 4 * (1497 // 64)  # tiny_run: 4 epochs of digits at batch 64
+NUM_STEPS = 2 * (1497 // 64)  # tiny_run: 2 epochs of digits at batch 64
 
 
 def _start(workdir, cache):

@@ -19,7 +19,7 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUCKET = "runs"
-NUM_STEPS = 4 * (1497 // 64)  # tiny_run: 4 epochs of digits at batch 64
+NUM_STEPS = 2 * (1497 // 64)  # tiny_run: 2 epochs of digits at batch 64
 
 
 @pytest.fixture(scope="module")

@@ -21,9 +21,12 @@ OVERRIDES = [
   "--config.data.batch_size=32",
   "--config.model.encoder=convn",
   "--config.model.out_dim=32",
-  "--config.loss.name=hard_contrastive",
+  # The memory bank's rows sharded over processes; the plain contrastive loss, since
+  # a hard loss's top k can flip between two negatives whose similarities the two
+  # layouts round an ulp apart, and 16 steps then drift by more than rounding (its
+  # sharded kernel is checked on one step in tests/mesh_parity.py: "bank_hard").
+  "--config.loss.name=contrastive",
   "--config.loss.layout=memory_bank",
-  "--config.loss.num_hard=64",
   "--config.train.num_epochs=1",
   "--config.train.log_every=4",
   "--config.train.tensorboard=False",
@@ -59,7 +62,7 @@ def _params(workdir):
 # INFO logging, no warnings from a healthy run).
 STDOUT = [
   r"run: configs/quickstart\.py -> \S+ \| digits 512 train / 300 test 28x28x1, convn float32, "
-  r"hard_contrastive \(memory_bank, tau 0\.2\), 16 steps \| cpu \(cpu\) x 1 devices, 1 process, "
+  r"contrastive \(memory_bank, tau 0\.2\), 16 steps \| cpu \(cpu\) x 1 devices, 1 process, "
   r"batch 32 \(32 per device\)",
   r"starting from scratch",
   r"evaluating: kNN and a 3-epoch linear probe on 512 \+ 300 images",

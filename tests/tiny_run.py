@@ -25,12 +25,12 @@ def tiny_config():
     "memory_bank",
     100,
   )
-  config.train.num_epochs, config.train.log_every, config.train.tensorboard = 4, 5, False
+  config.train.num_epochs, config.train.log_every, config.train.tensorboard = 2, 5, False
   config.train.checkpoint_every = 5
   # Kukleva et al.'s cosine temperature schedule, a whole period over the run: the
   # kill-and-resume tests then check that a resumed run continues it exactly.
   config.loss.temperature_schedule = "cosine"
-  config.loss.temperature_half_period_epochs = 2.0
+  config.loss.temperature_half_period_epochs = 1.0
   config.eval.linear_epochs, config.eval.linear_decay_epochs = 5, ()
   return config
 

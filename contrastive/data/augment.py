@@ -137,11 +137,13 @@ def crop_box(key, height: int, width: int, scale, ratio, attempts: int = 10):
   U(log ratio); the first that fits is taken; if none does, the whole image
   cropped centrally to the nearest allowed aspect ratio.
   """
-  k_area, k_ratio, k_top, k_left = jax.random.split(key, 4)
-  area = height * width * jax.random.uniform(k_area, (attempts,), minval=scale[0], maxval=scale[1])
-  aspect = jnp.exp(
-    jax.random.uniform(k_ratio, (attempts,), minval=math.log(ratio[0]), maxval=math.log(ratio[1]))
-  )
+  # One draw for every number (each jax.random call is a threefry hash XLA compiles:
+  # five of them made this small function ~1 s of the step's compilation).
+  u = jax.random.uniform(key, (2 * attempts + 2,))
+  u_area, u_ratio, u_top, u_left = u[:attempts], u[attempts:-2], u[-2], u[-1]
+  area = height * width * (scale[0] + (scale[1] - scale[0]) * u_area)
+  log_lo, log_hi = math.log(ratio[0]), math.log(ratio[1])
+  aspect = jnp.exp(log_lo + (log_hi - log_lo) * u_ratio)
   w = jnp.round(jnp.sqrt(area * aspect)).astype(jnp.int32)
   h = jnp.round(jnp.sqrt(area / aspect)).astype(jnp.int32)
   ok = (w > 0) & (w <= width) & (h > 0) & (h <= height)
@@ -157,8 +159,8 @@ def crop_box(key, height: int, width: int, scale, ratio, attempts: int = 10):
   any_ok = jnp.any(ok)
   h = jnp.where(any_ok, h[first], fh)
   w = jnp.where(any_ok, w[first], fw)
-  top = jnp.floor(jax.random.uniform(k_top) * (height - h + 1)).astype(jnp.int32)
-  left = jnp.floor(jax.random.uniform(k_left) * (width - w + 1)).astype(jnp.int32)
+  top = jnp.floor(u_top * (height - h + 1)).astype(jnp.int32)
+  left = jnp.floor(u_left * (width - w + 1)).astype(jnp.int32)
   top = jnp.where(any_ok, top, (height - fh) // 2)
   left = jnp.where(any_ok, left, (width - fw) // 2)
   return top, left, h, w
@@ -269,67 +271,91 @@ def solarize(image, threshold=0.5):
 
 
 def jitter_params(key, strengths):
-  """torchvision's ColorJitter.get_params: op order and the four factors."""
-  k_order, k_b, k_c, k_s, k_h = jax.random.split(key, 5)
+  """torchvision's ColorJitter.get_params: op order (a uniform random permutation,
+  the ranks of 4 uniform draws) and the four factors, from one draw of 8 numbers."""
+  u = jax.random.uniform(key, (8,))
+  # The ranks of u[:4] as the order (argsort, stable; without XLA's sort, which cost
+  # 3 ms of the quickstart's step for 256 four-element sorts).
+  v = u[:4]
+  earlier = jnp.tril(jnp.ones((4, 4), bool), k=-1)  # j < i
+  rank = jnp.sum((v[None, :] < v[:, None]) | ((v[None, :] == v[:, None]) & earlier), axis=1)
+  order = jnp.zeros(4, jnp.int32).at[rank].set(jnp.arange(4, dtype=jnp.int32))
   b, c, s, h = strengths
-  order = jax.random.permutation(k_order, 4)
-  factors = jnp.stack(
-    [
-      jax.random.uniform(k_b, minval=max(0.0, 1 - b), maxval=1 + b),
-      jax.random.uniform(k_c, minval=max(0.0, 1 - c), maxval=1 + c),
-      jax.random.uniform(k_s, minval=max(0.0, 1 - s), maxval=1 + s),
-      jax.random.uniform(k_h, minval=-h, maxval=h),
-    ]
-  )
-  return order, factors
+  low = jnp.asarray([max(0.0, 1 - b), max(0.0, 1 - c), max(0.0, 1 - s), -h], jnp.float32)
+  high = jnp.asarray([1 + b, 1 + c, 1 + s, h], jnp.float32)
+  return order, low + (high - low) * u[4:]
 
 
 def color_jitter(image, order, factors, strengths):
-  """Applies brightness, contrast, saturation and hue in `order`; a 0 strength skips."""
-  ops = (adjust_brightness, adjust_contrast, adjust_saturation, adjust_hue)
-  active = [i for i, s in enumerate(strengths) if s > 0]
-  if not active:
+  """Applies brightness, contrast, saturation and hue in `order`; a 0 strength skips.
+
+  Hue (an RGB -> HSV -> RGB round trip) costs several times the other three, and
+  under `vmap` a per-image choice of op computes every candidate. So the ops before
+  hue in an image's order are applied first, hue once, then the ops after it: the
+  same ops in the same order on every image, with hue computed once instead of at
+  each of the four positions (the result is the same to the bit).
+  """
+  cheap = [(i, op) for i, op in enumerate((adjust_brightness, adjust_contrast,
+                                           adjust_saturation)) if strengths[i] > 0]  # fmt: skip
+  hue = strengths[3] > 0
+  if not cheap and not hue:
     return image
-  branches = [lambda x, f, op=ops[i]: op(x, f) for i in active]
-  index_of = jnp.full(4, -1, jnp.int32).at[jnp.asarray(active)].set(jnp.arange(len(active)))
 
-  def step(i, x):
-    op = order[i]
-    branch = jnp.maximum(index_of[op], 0)
-    applied = jax.lax.switch(branch, branches, x, factors[op])
-    return jnp.where(index_of[op] >= 0, applied, x)
+  def apply_cheap(x, op, when):
+    """x after op `op` (an index into the four) if it is a cheap one and `when`."""
+    for i, fn in cheap:
+      x = jnp.where(when & (op == i), fn(x, factors[i]), x)
+    return x
 
-  return jax.lax.fori_loop(0, 4, step, image)
+  # The position of hue in the order (4: none, so every op comes "before" it).
+  at = jnp.argmax(order == 3) if hue else 4
+  for step in range(4):
+    image = apply_cheap(image, order[step], step < at)
+  if hue:
+    image = adjust_hue(image, factors[3])
+    for step in range(4):
+      image = apply_cheap(image, order[step], step > at)
+  return image
 
 
-def geometric(keys, image, config: AugmentConfig):
+def view_draws(key):
+  """A view's randomness from its key: the crop's key, the colour jitter's key and 6
+  uniforms (flip, jitter applied, grayscale, blur sigma, blur applied, solarize).
+  Few draws on purpose: each jax.random call is a threefry hash that XLA compiles,
+  and the augmentation's compilation counts in every run's start."""
+  k_crop, k_jitter, k_rest = jax.random.split(key, 3)
+  return k_crop, k_jitter, jax.random.uniform(k_rest, (6,))
+
+
+def geometric(draws, image, config: AugmentConfig):
   """The geometric steps: random resized crop to `config.size`, horizontal flip."""
+  k_crop, _, u = draws
   height, width, _ = image.shape
-  box = crop_box(keys[0], height, width, config.crop_scale, config.crop_ratio)
+  box = crop_box(k_crop, height, width, config.crop_scale, config.crop_ratio)
   x = resized_crop(image, box, config.size)
-  flip = jax.random.bernoulli(keys[1], config.flip_prob)
-  return jnp.where(flip, x[:, ::-1], x)
+  return jnp.where(u[0] < config.flip_prob, x[:, ::-1], x)
 
 
-def photometric(keys, x, config: AugmentConfig):
+def photometric(draws, x, config: AugmentConfig):
   """The colour steps: jitter (random op order), grayscale, blur, solarize.
 
   Jitter and grayscale apply only to 3-channel images.
   """
+  _, k_jitter, u = draws
   if x.shape[-1] == 3:
     if config.jitter_prob > 0 and any(s > 0 for s in config.jitter):
-      order, factors = jitter_params(keys[2], config.jitter)
+      order, factors = jitter_params(k_jitter, config.jitter)
       jittered = color_jitter(x, order, factors, config.jitter)
-      x = jnp.where(jax.random.bernoulli(keys[3], config.jitter_prob), jittered, x)
+      x = jnp.where(u[1] < config.jitter_prob, jittered, x)
     if config.grayscale_prob > 0:
-      x = jnp.where(jax.random.bernoulli(keys[4], config.grayscale_prob), grayscale(x), x)
+      x = jnp.where(u[2] < config.grayscale_prob, grayscale(x), x)
   if config.blur_prob > 0:
     kernel = max(3, int(config.blur_kernel_fraction * config.size) // 2 * 2 + 1)
-    sigma = jax.random.uniform(keys[5], minval=config.blur_sigma[0], maxval=config.blur_sigma[1])
-    blurred = gaussian_blur(x, sigma, kernel)
-    x = jnp.where(jax.random.bernoulli(keys[6], config.blur_prob), blurred, x)
+    lo, hi = config.blur_sigma
+    blurred = gaussian_blur(x, lo + (hi - lo) * u[3], kernel)
+    x = jnp.where(u[4] < config.blur_prob, blurred, x)
   if config.solarize_prob > 0:
-    x = jnp.where(jax.random.bernoulli(keys[7], config.solarize_prob), solarize(x), x)
+    x = jnp.where(u[5] < config.solarize_prob, solarize(x), x)
   return x
 
 
@@ -337,11 +363,11 @@ def augment(key, image, config: AugmentConfig):
   """One random view of `image` (float32 [H, W, C] in [0, 1]) -> [size, size, C].
 
   Steps, in SimCLR's order: random resized crop, horizontal flip (`geometric`),
-  then colour jitter, grayscale, Gaussian blur, solarize (`photometric`); each
-  draws from its own one of 8 keys split from `key`.
+  then colour jitter, grayscale, Gaussian blur, solarize (`photometric`); their
+  randomness drawn from `key` by `view_draws`.
   """
-  keys = jax.random.split(key, 8)
-  return photometric(keys, geometric(keys, image, config), config)
+  draws = view_draws(key)
+  return photometric(draws, geometric(draws, image, config), config)
 
 
 def two_views(key, image, config: AugmentConfig):
@@ -367,13 +393,12 @@ def photometric_batch(key, views_uint8, config: AugmentConfig, indices):
   """The colour steps of two host-cropped views: uint8 [B, 2, S, S, C] -> 2 x float32.
 
   For streamed datasets, whose crops are made on the host; view v of image i uses
-  the keys `augment` would use for it (fold_in(key, index), split in 2 then 8).
+  the draws `augment` would use for it (fold_in(key, index), split in 2, then
+  `view_draws`).
   """
   keys = jax.vmap(lambda i: jax.random.split(jax.random.fold_in(key, i)))(indices)
 
   def one(k2, pair):
-    return tuple(
-      photometric(jax.random.split(k2[v], 8), to_float(pair[v]), config) for v in range(2)
-    )
+    return tuple(photometric(view_draws(k2[v]), to_float(pair[v]), config) for v in range(2))
 
   return jax.vmap(one)(keys, views_uint8)

@@ -55,28 +55,41 @@ def digits(seed: int = 0):
   return (images[train], labels[train]), (images[test], labels[test]), 10
 
 
-def _shape_masks(label, u, v):
-  """Inside-masks [B, S, S] of each image's shape, in its own unit coordinates."""
-  r = np.sqrt(u**2 + v**2)
-  theta = np.arctan2(v, u)
+def _shape_mask(name, u, v):
+  """Inside-mask of shape `name` at unit coordinates (u, v) (arrays of one shape)."""
   s3 = np.sqrt(3.0)
-  masks = {
-    "disk": r <= 1.0,
-    "ring": (r <= 1.0) & (r >= 0.55),
-    "square": np.maximum(np.abs(u), np.abs(v)) <= 0.8,
-    "triangle": (v >= -0.5) & (s3 * u + v <= 1.0) & (-s3 * u + v <= 1.0),
-    "plus": ((np.abs(u) <= 0.3) & (np.abs(v) <= 1.0)) | ((np.abs(v) <= 0.3) & (np.abs(u) <= 1.0)),
-    "star": r <= 0.5 + 0.45 * np.cos(5 * theta),
-    "ellipse": u**2 + (v / 0.45) ** 2 <= 1.0,
-    "crescent": (r <= 1.0) & ((u - 0.45) ** 2 + v**2 > 0.8**2),
-    "bars": (np.abs(u) <= 1.0) & (np.abs(v) >= 0.2) & (np.abs(v) <= 0.65),
-    "ell": ((u >= -0.8) & (u <= -0.35) & (np.abs(v) <= 0.9))
-    | ((u >= -0.8) & (u <= 0.8) & (v >= 0.45) & (v <= 0.9)),
-  }
+  if name in ("disk", "ring", "star", "crescent"):
+    r = np.sqrt(u**2 + v**2)
+  if name == "disk":
+    return r <= 1.0
+  if name == "ring":
+    return (r <= 1.0) & (r >= 0.55)
+  if name == "square":
+    return np.maximum(np.abs(u), np.abs(v)) <= 0.8
+  if name == "triangle":
+    return (v >= -0.5) & (s3 * u + v <= 1.0) & (-s3 * u + v <= 1.0)
+  if name == "plus":
+    return ((np.abs(u) <= 0.3) & (np.abs(v) <= 1.0)) | ((np.abs(v) <= 0.3) & (np.abs(u) <= 1.0))
+  if name == "star":
+    return r <= 0.5 + 0.45 * np.cos(5 * np.arctan2(v, u))
+  if name == "ellipse":
+    return u**2 + (v / 0.45) ** 2 <= 1.0
+  if name == "crescent":
+    return (r <= 1.0) & ((u - 0.45) ** 2 + v**2 > 0.8**2)
+  if name == "bars":
+    return (np.abs(u) <= 1.0) & (np.abs(v) >= 0.2) & (np.abs(v) <= 0.65)
+  return ((u >= -0.8) & (u <= -0.35) & (np.abs(v) <= 0.9)) | (  # "ell"
+    (u >= -0.8) & (u <= 0.8) & (v >= 0.45) & (v <= 0.9)
+  )
+
+
+def _shape_masks(label, u, v):
+  """Inside-masks [B, S, S] of each image's shape, in its own unit coordinates: each
+  class's mask computed on its own images only."""
   out = np.zeros(u.shape, bool)
   for c, name in enumerate(SHAPE_CLASSES):
     sel = label == c
-    out[sel] = masks[name][sel]
+    out[sel] = _shape_mask(name, u[sel], v[sel])
   return out
 
 

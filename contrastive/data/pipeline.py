@@ -12,6 +12,7 @@ the step. Each epoch drops the last partial batch (as SimCLR and NPID do).
 """
 
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -152,11 +153,14 @@ def eval_images(data: DeviceData, start: int, size: int) -> jax.Array:
   return images
 
 
+@functools.partial(jax.jit, static_argnames="config")
 def eval_views(data: DeviceData, key, config: augment.AugmentConfig):
   """Two augmented views of every example of `data`, for representation metrics.
 
   Image i's views use fold_in(key, i); RandBit bits are appended after
   augmentation, as in training. Returns 2 x float32 [num_examples, S, S, C(+bits)].
+  One compiled program (op by op, the quickstart's 2,000 test images took 7.9 s of
+  its 14 s evaluation on 2 CPU cores).
   """
   n = data.num_examples
   v1, v2 = augment.augment_batch(key, data.images[:n], config)
