@@ -3,10 +3,13 @@
   python benchmarks/blockwise.py speed [--size 8192] [--blocks 1024,2048,4096] [--repeats 7]
                                        [--loss nt_xent|hard]
   python benchmarks/blockwise.py memory [--cases dense:16384,block4096:65536,...] [--loss ...]
+                                        (with --loss bank_hard, each size is a memory bank's)
   python benchmarks/blockwise.py mesh [--devices 4] [--size 8192] [--block 1024] [--repeats 5]
 
 --loss: `losses.nt_xent`, or `losses.hard_nt_xent` keeping the 4095 hardest
-negatives of each anchor (Wang & Liu's number; a running top-k across tiles).
+negatives of each anchor (Wang & Liu's number; a running top-k across tiles), or
+`losses.hard_bank_nt_xent`: a batch of 128 against a memory bank, the 4095 hardest
+of its entries (Wang & Liu's paper recipe's loss).
 speed: at 2N = --size views of D = 128, the jitted gradient of the loss
 with respect to both views, dense and with each block size, timed round-robin in
 one process (medians of --repeats after a warm-up; ratios to dense).
@@ -37,7 +40,10 @@ from contrastive import losses  # noqa: E402
 DIM = 128
 TEMPERATURE = 0.2
 NUM_HARD = 4095
-LOSSES = ("nt_xent", "hard")
+LOSSES = ("nt_xent", "hard", "bank_hard")
+# bank_hard: Wang & Liu's paper recipe's loss, the hard contrastive loss (4,095
+# hardest) of a batch of 128 against a memory bank of 2N entries (the size argument).
+BANK_BATCH = 128
 
 
 def _views(n2):
@@ -46,10 +52,20 @@ def _views(n2):
   return z1, z1 + 0.3 * jax.random.normal(k2, (n2 // 2, DIM))
 
 
-def _grad_fn(block_size, name="nt_xent", mesh=None):
+def _bank(size):
+  bank = jax.random.normal(jax.random.PRNGKey(1), (size, DIM))
+  indices = jax.random.permutation(jax.random.PRNGKey(2), size)[:BANK_BATCH]
+  return bank, indices
+
+
+def _grad_fn(block_size, name="nt_xent", mesh=None, bank=None):
   kw = {"mesh": mesh} if block_size is not None else {}
 
   def loss(z1, z2):
+    if name == "bank_hard":
+      return losses.hard_bank_nt_xent(
+        z1, z2, *bank, temperature=TEMPERATURE, num_hard=NUM_HARD, block_size=block_size
+      )
     if name == "hard":
       return losses.hard_nt_xent(
         z1, z2, temperature=TEMPERATURE, num_hard=NUM_HARD, block_size=block_size, **kw
@@ -87,8 +103,12 @@ def speed(args):
 
 
 def one_case(impl: str, n2: int, name: str):
-  z1, z2 = _views(n2)
-  loss, grads = _grad_fn(_block(impl), name)(z1, z2)
+  if name == "bank_hard":  # a batch of 128 against a bank of n2 entries
+    z1, z2 = _views(2 * BANK_BATCH)
+    loss, grads = _grad_fn(_block(impl), name, bank=_bank(n2))(z1, z2)
+  else:
+    z1, z2 = _views(n2)
+    loss, grads = _grad_fn(_block(impl), name)(z1, z2)
   jax.block_until_ready(grads)
   peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
   print(json.dumps({"impl": impl, "n2": n2, "loss": float(loss), "peak_gib": peak_kib / 2**20}))

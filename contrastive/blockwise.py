@@ -114,14 +114,21 @@ def _prepare(rows, cols, shift, temperature, block_size, mask, row_ids):
   return rows, cols, shift, tau, jnp.asarray(row_ids, jnp.int32)
 
 
+def _row_block(rows, block):
+  """Rows a tile takes: `block`, or all of them where there are fewer (a memory bank's
+  few anchors against its many columns: padding them to `block` would be waste)."""
+  return min(block, rows.shape[0])
+
+
 def _blocks(rows, cols, shift, row_ids, block, mask):
   """The padded row and column blocks, and the tile function for them."""
   tile = functools.partial(_tile, num_cols=cols.shape[0], mask=mask)
+  rb = _row_block(rows, block)
   return (
-    _pad_blocks(rows, block),
+    _pad_blocks(rows, rb),
     _pad_blocks(cols, block),
-    _pad_blocks(shift, block),
-    _pad_blocks(row_ids, block, fill=-1),
+    _pad_blocks(shift, rb),
+    _pad_blocks(row_ids, rb, fill=-1),
     tile,
   )
 
@@ -180,13 +187,14 @@ def _backward(block, mask, rows, cols, shift, tau, row_ids, d, g, *, selected):
   """
   num_rows, num_cols = rows.shape[0], cols.shape[0]
   r_blocks, c_blocks, s_blocks, i_blocks, tile = _blocks(rows, cols, shift, row_ids, block, mask)
-  d_blocks = _pad_blocks(d, block)
+  rb = _row_block(rows, block)
+  d_blocks = _pad_blocks(d, rb)
   g = g.astype(tau.dtype)
-  g_blocks = _pad_blocks(g, block)
+  g_blocks = _pad_blocks(g, rb)
   hard = selected is not None
   if not hard:  # a placeholder, never read: the plain kernel selects nothing
     selected = jnp.zeros((num_rows, 1), jnp.int32)
-  sel_blocks = _pad_blocks(selected, block, fill=-1)
+  sel_blocks = _pad_blocks(selected, rb, fill=-1)
 
   def row_block(d_cols, args):
     r_blk, shift_blk, ids_blk, d_blk, g_blk, sel_blk = args
@@ -269,7 +277,7 @@ def row_hard_logsumexp(rows, cols, shift, temperature, *, num_hard: int, block_s
 
 
 def _row_top(r_blk, shift_blk, ids_blk, c_blocks, tile, tau, k, block):
-  """(values, columns) [block, k]: each row's k largest valid X over all column
+  """(values, columns) [rows, k]: each row's k largest valid X over all column
   tiles, a running top-k merged tile by tile (-inf where a row has fewer than k
   valid columns). Ties keep the lower column, as `jax.lax.top_k` on the whole row:
   the running entries all precede the tile's and top_k keeps the earlier of equals."""
@@ -279,7 +287,7 @@ def _row_top(r_blk, shift_blk, ids_blk, c_blocks, tile, tau, k, block):
     bj, c_blk = cargs
     x, valid = tile(r_blk, c_blk, shift_blk, ids_blk, tau, bj * block)
     merged = jnp.concatenate([values, jnp.where(valid, x, -jnp.inf)], axis=1)
-    tile_cols = jnp.broadcast_to((bj * block + jnp.arange(block)).astype(jnp.int32), (block, block))
+    tile_cols = jnp.broadcast_to((bj * block + jnp.arange(block)).astype(jnp.int32), x.shape)
     values, at = jax.lax.top_k(merged, k)
     cols = jnp.take_along_axis(jnp.concatenate([cols, tile_cols], axis=1), at, axis=1)
     return (values, cols), None
@@ -287,8 +295,8 @@ def _row_top(r_blk, shift_blk, ids_blk, c_blocks, tile, tau, k, block):
   # Made *_like the inputs, to vary over a mesh axis as they do (`views_logsumexp`);
   # column -1 is none, and selects nothing in `_among`.
   init = (
-    jnp.broadcast_to(jnp.full_like(shift_blk, -jnp.inf)[:, None], (block, k)),
-    jnp.broadcast_to(jnp.full_like(ids_blk, -1)[:, None], (block, k)),
+    jnp.broadcast_to(jnp.full_like(shift_blk, -jnp.inf)[:, None], (r_blk.shape[0], k)),
+    jnp.broadcast_to(jnp.full_like(ids_blk, -1)[:, None], (r_blk.shape[0], k)),
   )
   top, _ = jax.lax.scan(col_step, init, (jnp.arange(c_blocks.shape[0]), c_blocks))
   return top

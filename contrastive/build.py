@@ -136,7 +136,7 @@ def describe(config, run: Run, temperatures=None, workdir=None) -> str:
   devices = jax.devices()
   kind = devices[0].device_kind if devices[0].platform != "cpu" else "cpu"
   train, test = run.data.train.num_examples, run.data.test.num_examples
-  height, width, channels = run.data.image_shape
+  shape = "x".join(str(n) for n in run.data.image_shape)
   batch = config.data.batch_size
   tau = run.setup.temperature.describe(temperatures)
   scaled = f", x {run.setup.loss_scale:.4g}" if run.setup.loss_scale != 1.0 else ""
@@ -145,7 +145,7 @@ def describe(config, run: Run, temperatures=None, workdir=None) -> str:
   return (
     f"run: {where + ' | ' if where else ''}"
     f"{config.data.name} {train:,} train / {test:,} "
-    f"{'held out' if config.data.get('holdout_fraction') else 'test'} {height}x{width}x{channels}, "
+    f"{'held out' if config.data.get('holdout_fraction') else 'test'} {shape}, "
     f"{config.model.encoder} {config.model.dtype}, {loss}, {run.num_steps:,} steps | "
     f"{devices[0].platform} ({kind}) x {len(devices)} devices, "
     f"{jax.process_count()} process{'es' if jax.process_count() > 1 else ''}, "

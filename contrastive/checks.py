@@ -14,6 +14,7 @@ from contrastive import objective
 from contrastive import optim
 from contrastive import temperature
 from contrastive.data import augment
+from contrastive.data import latent
 from contrastive.data import sources
 
 LOSS_SCALE_REFERENCES = ("none", "nt_xent")
@@ -68,6 +69,40 @@ def _check_streamed(config) -> None:
     )
 
 
+def _check_latent(config) -> None:
+  """The latent test-bed's keys (`data.latent`), and what its vectors cannot do."""
+  data = config.data
+  if config.model.encoder != "mlp":
+    raise config_lib.ConfigError(
+      f"data.name={data.name!r} gives vectors, which model.encoder={config.model.encoder!r} "
+      "cannot read; set model.encoder='mlp'."
+    )
+  counts = ("latent_dim", "latent_superclasses", "latent_classes", "latent_obs_dim",
+            "latent_train", "latent_test")  # fmt: skip
+  for key in counts:
+    if not (isinstance(data[key], int) and data[key] >= 1):
+      raise config_lib.ConfigError(f"data.{key} must be a whole number >= 1, got {data[key]!r}.")
+  if data.latent_dim < 2:
+    raise config_lib.ConfigError(f"data.latent_dim must be >= 2 (a sphere), got {data.latent_dim}.")
+  for key in ("latent_class_spread", "latent_instance_spread", "latent_nuisance", "latent_augment"):
+    if not data[key] >= 0:
+      raise config_lib.ConfigError(f"data.{key} must be >= 0, got {data[key]}.")
+  if not (isinstance(data.latent_nuisance_dim, int) and data.latent_nuisance_dim >= 0):
+    raise config_lib.ConfigError(
+      f"data.latent_nuisance_dim must be a whole number >= 0, got {data.latent_nuisance_dim!r}."
+    )
+  if data.train_examples or data.holdout_fraction:
+    raise config_lib.ConfigError(
+      "data.train_examples and data.holdout_fraction cut image datasets; the latent test-bed's "
+      "splits are data.latent_train and data.latent_test: set those instead."
+    )
+  if data.randbit_bits > latent.MAX_BITS:
+    raise config_lib.ConfigError(
+      f"data.randbit_bits must be <= {latent.MAX_BITS} on the latent test-bed, got "
+      f"{data.randbit_bits}."
+    )
+
+
 def check(config) -> None:
   """Raises ConfigError on the first impossible value in a training config."""
   objective.check(config.loss)  # the loss's layout, tiled form and own keys
@@ -79,6 +114,8 @@ def check(config) -> None:
   config_lib.check_choice("dataset (data.name)", config.data.name, sources.names())
   if config.data.name in sources.STREAMING_DATASETS:
     _check_streamed(config)
+  if config.data.name in sources.VECTOR_DATASETS:
+    _check_latent(config)
   config_lib.check_choice(
     "augmentation (data.augment)", config.data.augment, tuple(augment.PRESETS)
   )

@@ -56,6 +56,24 @@ def base() -> ml_collections.ConfigDict:
       # Generates the procedural datasets and draws the pasted digits; the run's own
       # `seed` (initialisation, batches, augmentation) varies across seeds=N, this not.
       seed=0,
+      # The latent test-bed (data.name="latent"; `contrastive.data.latent`, whose
+      # docstring gives the design): content latents on S^(latent_dim - 1) in
+      # latent_superclasses x latent_classes classes (a class centre's and an
+      # instance's spread around its parent), a style nuisance each view redraws, a
+      # view's perturbation of the content, a random leaky-ReLU renderer to
+      # latent_obs_dim; latent_train + latent_test instances. data.randbit_bits and
+      # data.digits_pool add its shortcut features.
+      latent_dim=8,
+      latent_superclasses=5,
+      latent_classes=4,
+      latent_class_spread=0.6,
+      latent_instance_spread=0.3,
+      latent_nuisance_dim=8,
+      latent_nuisance=1.0,
+      latent_augment=0.1,
+      latent_obs_dim=64,
+      latent_train=10_240,
+      latent_test=2_048,
     )
   )
   c.model = ml_collections.ConfigDict(

@@ -13,8 +13,10 @@ from jax.sharding import PartitionSpec as P
 import numpy as np
 
 from contrastive import build
+from contrastive import metrics
 from contrastive import probes
 from contrastive.data import augment
+from contrastive.data import latent
 from contrastive.data import pipeline
 from contrastive.data import streaming
 
@@ -59,8 +61,11 @@ def knn_monitor(config, run: build.Run):
 
   def head(data):
     n = min(config.eval.monitor_examples, data.num_examples)
-    cut = jax.jit(lambda d: (pipeline.eval_images(d, 0, n), d.labels[:n]),
-                  out_shardings=replicated)  # fmt: skip
+    clean = latent.observations if isinstance(data, latent.LatentData) else None
+    cut = jax.jit(
+      lambda d: ((clean(d)[:n] if clean else pipeline.eval_images(d, 0, n)), d.labels[:n]),
+      out_shardings=replicated,
+    )
     images, labels = cut(data)
     return images, np.asarray(labels)
 
@@ -87,16 +92,23 @@ def knn_monitor(config, run: build.Run):
 
 def _device_features(run: build.Run, state):
   """Features of a device-held run's splits: (train_f, train_y, test_f, test_z, test_y,
-  z1, z2, (train pixels, test pixels))."""
+  z1, z2, (train pixels, test pixels)); for the latent test-bed, its clean
+  observations stand for the pixels."""
   replicate = jax.jit(lambda x: x, out_shardings=NamedSharding(run.setup.mesh, P()))
   train_data, test_data = replicate(run.data.train), replicate(run.data.test)
-  train_x = pipeline.eval_images(train_data, 0, train_data.num_examples)
-  test_x = pipeline.eval_images(test_data, 0, test_data.num_examples)
+  key = jax.random.fold_in(run.root, 3)
+  if isinstance(train_data, latent.LatentData):
+    train_x, test_x = latent.observations(train_data), latent.observations(test_data)
+    views = lambda: latent.eval_views(test_data, key)  # noqa: E731
+  else:
+    train_x = pipeline.eval_images(train_data, 0, train_data.num_examples)
+    test_x = pipeline.eval_images(test_data, 0, test_data.num_examples)
+    views = lambda: pipeline.eval_views(test_data, key, run.setup.augment)  # noqa: E731
   train_y = np.asarray(train_data.labels)[: train_data.num_examples]
   test_y = np.asarray(test_data.labels)[: test_data.num_examples]
   train_f, _ = encode(run.setup.model, state, train_x)
   test_f, test_z = encode(run.setup.model, state, test_x)
-  v1, v2 = pipeline.eval_views(test_data, jax.random.fold_in(run.root, 3), run.setup.augment)
+  v1, v2 = views()
   _, z1 = encode(run.setup.model, state, v1)
   _, z2 = encode(run.setup.model, state, v2)
   pixels = (
@@ -217,4 +229,9 @@ def evaluate_state(config, run: build.Run, state) -> dict:
     results[f"{name}_linear_accuracy"] = linear(
       probe.train_labels, probe.test_labels, probe.num_classes
     )
+    if name == "superclass":  # tolerance at each level of the hierarchy
+      results["superclass_tolerance"] = float(metrics.tolerance(test_z, probe.test_labels))
+  if run.data.latents is not None:  # how much of the true latent the features recover
+    results["latent_r2"] = probes.latent_r2(train_f, run.data.latents[0], test_f,
+                                            run.data.latents[1])  # fmt: skip
   return results

@@ -1,5 +1,6 @@
-"""Flax models: ResNets with a CIFAR or ImageNet stem, the RandBit ConvN encoder,
-projection heads, and the encoder + head pair the trainer uses.
+"""Flax models: ResNets with a CIFAR or ImageNet stem, the RandBit ConvN encoder, an
+MLP encoder for vector observations, projection heads, and the encoder + head pair
+the trainer uses.
 
 Parameters are float32; `dtype=jnp.bfloat16` runs the convolutions and matmuls in
 bfloat16 (mixed precision), and the contrastive losses upcast to float32. Under
@@ -115,6 +116,23 @@ class ConvN(nn.Module):
     return nn.relu(norm()(nn.Dense(self.features, use_bias=False, dtype=self.dtype)(x)))
 
 
+class MLP(nn.Module):
+  """An MLP encoder for vector observations (the latent test-bed, `data.latent`):
+  `depth` x (Dense `width` - BN - ReLU), no bias. Returns [B, width]."""
+
+  width: int = 256
+  depth: int = 2
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x, train: bool = True):
+    x = x.astype(self.dtype).reshape(x.shape[0], -1)
+    _, norm = _conv_and_norm(self.dtype, train)
+    for _ in range(self.depth):
+      x = nn.relu(norm()(nn.Dense(self.width, use_bias=False, dtype=self.dtype)(x)))
+    return x
+
+
 class ProjectionHead(nn.Module):
   """Projection head: `depth` - 1 x (Dense hidden - BN - ReLU), then Dense out (no bias).
 
@@ -156,6 +174,7 @@ ENCODERS = {
   "resnet34": functools.partial(ResNet, stage_sizes=(3, 4, 6, 3), block=BasicBlock),
   "resnet50": functools.partial(ResNet, stage_sizes=(3, 4, 6, 3), block=Bottleneck),
   "convn": ConvN,
+  "mlp": MLP,
 }
 
 
@@ -174,7 +193,7 @@ def create(
   Args:
     encoder: one of `ENCODERS`.
     stem, width: ResNet stem ("cifar" or "imagenet") and first-stage width
-      (ignored by "convn").
+      (ignored by "convn"; the hidden width of "mlp").
     out_dim, hidden_dim, head_depth: the projection head.
     dtype: computation dtype (jnp.bfloat16 for mixed precision).
   """
@@ -182,6 +201,8 @@ def create(
     raise ValueError(f"Unknown encoder {encoder!r}; valid: {', '.join(ENCODERS)}.")
   if encoder == "convn":
     enc = ConvN(dtype=dtype)
+  elif encoder == "mlp":
+    enc = MLP(width=width, dtype=dtype)
   else:
     enc = ENCODERS[encoder](stem=stem, width=width, dtype=dtype)
   head = ProjectionHead(out_dim=out_dim, hidden_dim=hidden_dim, depth=head_depth, dtype=dtype)

@@ -183,3 +183,25 @@ def _representation(z, labels, z_view1, z_view2, *, k):
     metrics.alignment(z_view1, z_view2),
     metrics.local_separation(z_view1, z_view2, k=k),
   )
+
+
+def latent_r2(train_features, train_latents, test_features, test_latents, *, ridge=1e-3) -> float:
+  """How much of a known latent the features recover: the test R^2 (mean over the
+  latent's coordinates) of a ridge regression from features to latents fitted on the
+  training split (features standardised; `ridge` x the identity added). 1: the
+  latent is a linear function of the features; 0: no better than its mean.
+
+  References:
+    Zimmermann et al., "Contrastive Learning Inverts the Data Generating Process",
+    ICML 2021 (their linear-fit R^2 of the ground-truth latents).
+  """
+  x, y = np.float64(train_features), np.float64(train_latents)
+  mean, std = x.mean(0), x.std(0) + 1e-8
+  x = np.concatenate([(x - mean) / std, np.ones((len(x), 1))], axis=1)
+  w = np.linalg.solve(x.T @ x + ridge * len(x) * np.eye(x.shape[1]), x.T @ y)
+  xt = np.concatenate([(np.float64(test_features) - mean) / std, np.ones((len(test_features), 1))],
+                      axis=1)  # fmt: skip
+  yt = np.float64(test_latents)
+  residual = np.sum((yt - xt @ w) ** 2, axis=0)
+  total = np.sum((yt - yt.mean(0)) ** 2, axis=0)
+  return float(np.mean(1 - residual / total))

@@ -31,6 +31,7 @@ from contrastive import objective
 from contrastive import paths
 from contrastive import temperature as temperature_lib
 from contrastive.data import augment
+from contrastive.data import latent
 from contrastive.data import pipeline
 
 
@@ -115,7 +116,8 @@ def batch(data, root_key, step, setup: Setup) -> dict:
   """The augmented global batch of `step`, sharded over the mesh's 'data' axis.
 
   `data` is the training split on the device (`pipeline.DeviceData`: the step
-  gathers and augments its batch), or a streamed dataset's batch of host crops
+  gathers and augments its batch; `latent.LatentData`: it renders its views), or a
+  streamed dataset's batch of host crops
   ({"views": uint8 [B, 2, S, S, 3], "index", "label"}: the step colours them with
   the keys the device path would use).
   """
@@ -124,6 +126,8 @@ def batch(data, root_key, step, setup: Setup) -> dict:
     out = pipeline.train_batch(
       data, key, step, seed=setup.data_seed, batch_size=setup.batch_size, config=setup.augment
     )
+  elif isinstance(data, latent.LatentData):  # views rendered from their latents
+    out = latent.train_batch(data, key, step, seed=setup.data_seed, batch_size=setup.batch_size)
   else:
     v1, v2 = augment.photometric_batch(
       jax.random.fold_in(key, step), data["views"], setup.augment, data["index"]

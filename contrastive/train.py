@@ -27,6 +27,7 @@ from contrastive import paths
 from contrastive import provenance
 from contrastive import step as step_lib
 from contrastive import temperature
+from contrastive.data import latent
 from contrastive.data import pipeline
 from contrastive.data import streaming
 
@@ -241,9 +242,10 @@ class DeferredLog:
 
 def _inputs(run: build.Run, start: int):
   """What each step from `start` takes as its data: the device-held training split
-  (the step builds its batch), or a streamed dataset's next batch of host crops as
-  one global array over the mesh (each process gives its share)."""
-  if isinstance(run.data.train, pipeline.DeviceData):
+  (the step builds its batch; the latent test-bed's too), or a streamed dataset's
+  next batch of host crops as one global array over the mesh (each process gives its
+  share)."""
+  if isinstance(run.data.train, pipeline.DeviceData | latent.LatentData):
     yield from itertools.repeat(run.data.train)
   sharding = NamedSharding(run.setup.mesh, P("data"))
   for batch in streaming.train_batches(

@@ -13,6 +13,7 @@ import jax
 from jax.experimental import multihost_utils
 import numpy as np
 
+from contrastive.data import latent
 from contrastive.data import pipeline
 from contrastive.data import sources
 from contrastive.data import streaming
@@ -34,11 +35,15 @@ class RunData:
   classes and extra probes."""
 
   name: str
-  train: pipeline.DeviceData | streaming.StreamData
-  test: pipeline.DeviceData | streaming.StreamData
-  image_shape: tuple[int, int, int]  # the model's input [H, W, C (+ RandBit bits)]
+  train: pipeline.DeviceData | streaming.StreamData | latent.LatentData
+  test: pipeline.DeviceData | streaming.StreamData | latent.LatentData
+  # The model's input: [H, W, C (+ RandBit bits)], or [D (+ bits)] for vectors.
+  image_shape: tuple[int, ...]
   num_classes: int
   probes: dict[str, Probe]  # results gain {name}_knn_accuracy and {name}_linear_accuracy
+  # The true latents of the instances, (train, test) [N, d], where the data has them
+  # (the latent test-bed): results gain how much of them the features recover.
+  latents: tuple | None = None
 
 
 def _global(labels: np.ndarray, mesh) -> np.ndarray:
@@ -63,6 +68,8 @@ def prepare(cfg, *, mesh) -> RunData:
   """
   if cfg.name in sources.STREAMING_DATASETS:
     return _streamed(cfg)
+  if cfg.name in sources.VECTOR_DATASETS:
+    return _latent(cfg, mesh)
   seed = cfg.seed
   source = sources.load(
     cfg.name,
@@ -104,3 +111,22 @@ def _streamed(cfg) -> RunData:
   test = streaming.open_split(cfg.name, "validation", data_dir=cfg.data_dir or None)
   size = cfg.image_size
   return RunData(cfg.name, train, test, (size, size, 3), train.num_classes, probes={})
+
+
+def _latent(cfg, mesh) -> RunData:
+  """The latent test-bed (`data.latent`): both splits generated from cfg.seed, on the
+  device; the superclasses (and the competing factor's values) as probes."""
+  made = latent.generate(cfg)
+  train, test = made["train"], made["test"]
+  probes = {"superclass": Probe(train["coarse"], test["coarse"], cfg.latent_superclasses)}
+  if cfg.digits_pool:
+    probes["digit"] = Probe(train["factor_labels"], test["factor_labels"], cfg.digits_pool)
+  return RunData(
+    name=cfg.name,
+    train=latent.to_device(train, made["weights"], cfg, mesh=mesh),
+    test=latent.to_device(test, made["weights"], cfg, mesh=mesh),
+    image_shape=latent.input_shape(cfg),
+    num_classes=made["num_classes"],
+    probes=probes,
+    latents=(train["content"], test["content"]),
+  )

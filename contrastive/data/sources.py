@@ -110,11 +110,13 @@ EMBEDDED_DATASETS = {
 }
 
 STREAMING_DATASETS = ("imagenet100",)
+# Generated as vectors, not images (`data.latent`): prepared by `datasets.prepare`.
+VECTOR_DATASETS = ("latent",)
 
 
 def names() -> tuple[str, ...]:
-  """Every dataset name `load` or `imagenet100_stream` accepts."""
-  return tuple(TFDS_DATASETS) + tuple(EMBEDDED_DATASETS) + STREAMING_DATASETS
+  """Every dataset name a run accepts: `load`'s, the streamed and the vector ones."""
+  return tuple(TFDS_DATASETS) + tuple(EMBEDDED_DATASETS) + STREAMING_DATASETS + VECTOR_DATASETS
 
 
 def _tfds():
