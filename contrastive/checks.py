@@ -91,10 +91,10 @@ def _check_latent(config) -> None:
     raise config_lib.ConfigError(
       f"data.latent_nuisance_dim must be a whole number >= 0, got {data.latent_nuisance_dim!r}."
     )
-  if data.train_examples or data.holdout_fraction:
+  if data.train_examples:
     raise config_lib.ConfigError(
-      "data.train_examples and data.holdout_fraction cut image datasets; the latent test-bed's "
-      "splits are data.latent_train and data.latent_test: set those instead."
+      "data.train_examples cuts image datasets; the latent test-bed's splits are "
+      "data.latent_train and data.latent_test: set those instead."
     )
   if data.randbit_bits > latent.MAX_BITS:
     raise config_lib.ConfigError(

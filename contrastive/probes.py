@@ -114,37 +114,12 @@ def linear_probe(
   """
   x = jnp.asarray(train_features, jnp.float32)
   y = jnp.asarray(train_labels, jnp.int32)
-  n, d = x.shape
-  batch_size = min(batch_size, n)  # a split smaller than one batch is one batch
-  steps = n // batch_size
-  schedule = optax.piecewise_constant_schedule(
-    learning_rate, {int(e * steps): decay_factor for e in decay_epochs}
-  )
-  tx = optax.chain(optax.add_decayed_weights(weight_decay), optax.sgd(schedule, momentum=momentum))
-  params = {"w": jnp.zeros((d, num_classes)), "b": jnp.zeros(num_classes)}
-
-  def loss_fn(p, xb, yb):
-    logits = xb @ p["w"] + p["b"]
-    return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, yb))
-
-  def epoch(carry, key):
-    p, opt = carry
-    order = jax.random.permutation(key, n)[: steps * batch_size].reshape(steps, batch_size)
-
-    def step(c, idx):
-      p, opt = c
-      grads = jax.grad(loss_fn)(p, x[idx], y[idx])
-      updates, opt = tx.update(grads, opt, p)
-      return (optax.apply_updates(p, updates), opt), None
-
-    return jax.lax.scan(step, (p, opt), order)[0], None
-
-  @jax.jit
-  def fit(params):
-    keys = jax.random.split(jax.random.key(seed), epochs)
-    return jax.lax.scan(epoch, (params, tx.init(params)), keys)[0][0]
-
-  p = fit(params)
+  p = _fit_linear(
+    x, y, jax.random.key(seed), num_classes=num_classes, epochs=epochs,
+    learning_rate=float(learning_rate), batch_size=min(batch_size, x.shape[0]),
+    decay_epochs=tuple(decay_epochs), decay_factor=float(decay_factor),
+    weight_decay=float(weight_decay), momentum=float(momentum),
+  )  # fmt: skip
   logits = jnp.asarray(test_features, jnp.float32) @ p["w"] + p["b"]
   return float(jnp.mean(jnp.argmax(logits, -1) == jnp.asarray(test_labels)))
 
@@ -205,3 +180,41 @@ def latent_r2(train_features, train_latents, test_features, test_latents, *, rid
   residual = np.sum((yt - xt @ w) ** 2, axis=0)
   total = np.sum((yt - yt.mean(0)) ** 2, axis=0)
   return float(np.mean(1 - residual / total))
+
+
+@functools.partial(
+  jax.jit,
+  static_argnames=("num_classes", "epochs", "learning_rate", "batch_size", "decay_epochs",
+                   "decay_factor", "weight_decay", "momentum"),
+)  # fmt: skip
+def _fit_linear(x, y, key, *, num_classes, epochs, learning_rate, batch_size, decay_epochs,
+                decay_factor, weight_decay, momentum):  # fmt: skip
+  """`linear_probe`'s training, one compiled program per shape and hyperparameters
+  (the features are arguments, not constants of it: every probe of a run, and every
+  member of a population, reuses it). Returns the classifier {"w", "b"}."""
+  n, d = x.shape
+  steps = n // batch_size  # a split smaller than one batch is one batch (the caller's)
+  schedule = optax.piecewise_constant_schedule(
+    learning_rate, {int(e * steps): decay_factor for e in decay_epochs}
+  )
+  tx = optax.chain(optax.add_decayed_weights(weight_decay), optax.sgd(schedule, momentum=momentum))
+  params = {"w": jnp.zeros((d, num_classes)), "b": jnp.zeros(num_classes)}
+
+  def loss_fn(p, xb, yb):
+    logits = xb @ p["w"] + p["b"]
+    return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, yb))
+
+  def epoch(carry, k):
+    p, opt = carry
+    order = jax.random.permutation(k, n)[: steps * batch_size].reshape(steps, batch_size)
+
+    def step(c, idx):
+      p, opt = c
+      grads = jax.grad(loss_fn)(p, x[idx], y[idx])
+      updates, opt = tx.update(grads, opt, p)
+      return (optax.apply_updates(p, updates), opt), None
+
+    return jax.lax.scan(step, (p, opt), order)[0], None
+
+  keys = jax.random.split(key, epochs)
+  return jax.lax.scan(epoch, (params, tx.init(params)), keys)[0][0]

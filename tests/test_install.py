@@ -28,6 +28,12 @@ TINY = (
   "train.log_every=2,train.tensorboard=False,eval.linear_epochs=1,eval.linear_decay_epochs=()"
 )
 
+TINY_LATENT = (
+  "data.latent_train=128,data.latent_test=64,data.batch_size=32,model.width=16,"
+  "model.out_dim=16,model.hidden_dim=32,train.num_epochs=1,train.log_every=2,"
+  "eval.linear_epochs=1,eval.linear_decay_epochs=()"
+)
+
 _IN_INSTALLED_COPY = """
 import importlib, json, pkgutil, sys
 import contrastive
@@ -75,7 +81,10 @@ def sweep_dirs(tmp_path_factory):
   for name in experiments.names():
     if name == "relative_penalty":
       continue
-    study_config = experiments.get(name).get_config("scale=small," + TINY)
+    try:
+      study_config = experiments.get(name).get_config("scale=small," + TINY)
+    except config_lib.ConfigError:  # a study of the latent test-bed only
+      study_config = experiments.get(name).get_config("scale=latent," + TINY_LATENT)
     workdir = root / name
     for run_name, _, run_config in sweep.expand(study_config):
       shutil.copytree(trained, workdir / run_name, ignore=shutil.ignore_patterns("results.json"))

@@ -17,6 +17,7 @@ import pytest
 
 from contrastive import config as config_lib
 from contrastive import losses
+from contrastive import numerics
 from contrastive import objective
 from contrastive import pairs
 from contrastive import temperature as temperature_lib
@@ -115,6 +116,30 @@ def test_hard_contrastive_matches_reference(tau, num_hard):
   )
   want = reference.hard_contrastive(pos, neg, tau, num_hard, mask)
   np.testing.assert_allclose(got, want, rtol=1e-6, atol=_atol(tau))
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16, np.float64])
+def test_top_k_mask_is_top_k_exactly(dtype):
+  """The hard losses' selection: the set jax.lax.top_k picks (ties by position),
+  exactly k per row, with ties, -inf, signed zeros and every k."""
+  rng = np.random.default_rng(0)
+  x = rng.normal(size=(7, 37))
+  rows = [x[0], np.round(x[1] * 2) / 2, np.zeros(37), np.where(x[3] > 0.5, -np.inf, x[3]),
+          np.full(37, -np.inf), np.where(x[5] > 0, 0.0, -0.0), -np.abs(x[6]) * 1e-30]  # fmt: skip
+  x = np.stack(rows)
+  with jax.enable_x64(dtype == np.float64):
+    xd = jnp.asarray(x, dtype)
+    for k in (1, 2, 10, 36, 37):
+      _, idx = jax.lax.top_k(xd.astype(jnp.float32) if dtype == jnp.bfloat16 else xd, k)
+      expected = np.zeros(x.shape, bool)
+      np.put_along_axis(expected, np.asarray(idx), True, axis=-1)
+      mask = np.asarray(numerics.top_k_mask(xd, k))
+      np.testing.assert_array_equal(mask.sum(-1), k)
+      # the kept values are top_k's (which of two equal values is kept may differ for
+      # +0 and -0, which compare equal); with no such pair the sets are the same
+      kept = np.sort(np.where(mask, x, np.nan), -1)[:, :k]
+      np.testing.assert_array_equal(kept, np.sort(np.where(expected, x, np.nan), -1)[:, :k])
+      np.testing.assert_array_equal(mask[:5], expected[:5])
 
 
 def test_hard_contrastive_with_all_negatives_is_contrastive():

@@ -27,6 +27,10 @@ OVERRIDES = [
   # sharded kernel is checked on one step in tests/mesh_parity.py: "bank_hard").
   "--config.loss.name=contrastive",
   "--config.loss.layout=memory_bank",
+  # A step size at which 16 steps stay within rounding of each other: at the recipe's
+  # 0.1, one device's and two devices' sums (equal to 2e-7 at step 0) drifted to 7e-4
+  # in the gradient norm by step 4 on some batch orders (chaotic, not wrong).
+  "--config.optimizer.learning_rate=0.02",
   "--config.train.num_epochs=1",
   "--config.train.log_every=4",
   "--config.train.tensorboard=False",

@@ -28,6 +28,22 @@ def test_each_epoch_visits_every_example_once_in_a_seeded_order():
   assert not np.array_equal(epoch0[:10], other)
 
 
+def test_the_shuffle_is_a_permutation_unrelated_across_epochs():
+  """The Feistel shuffle is a bijection on [0, n) for every n (odd bit counts, n just
+  above a power of 4, where cycle-walking does the most), and its orders look random:
+  no correlation with the position, between epochs or between seeds."""
+  for n in (1, 2, 3, 5, 17, 103, 1025, 4097, 10240, 50000):
+    order = np.asarray(pipeline.shuffled_positions(3, 0, np.arange(n), n))
+    np.testing.assert_array_equal(np.sort(order), np.arange(n))
+  n = 10240
+  a, b, c = (np.asarray(pipeline.shuffled_positions(s, e, np.arange(n), n))
+             for s, e in ((3, 0), (3, 1), (4, 0)))  # fmt: skip
+  for x, y in ((a, np.arange(n)), (a, b), (a, c)):
+    assert abs(np.corrcoef(x, y)[0, 1]) < 0.05  # 5 standard errors of a random pair
+  # consecutive positions land far apart: no runs of neighbours in a batch
+  assert np.median(np.abs(np.diff(a))) > n / 8
+
+
 def test_batch_size_larger_than_the_dataset_is_rejected():
   with pytest.raises(ValueError, match="batch_size must be in \\[1, 50\\]"):
     pipeline.batch_indices(0, 0, num_examples=50, batch_size=64)

@@ -123,7 +123,7 @@ def _run(tmp_path, *overrides, env=None):
     (
       ["--config=configs/experiments/macl.py:scale=huge"],
       None,
-      "Unknown scale 'huge'; valid: small, medium, paper",
+      "Unknown scale 'huge'; valid: latent, small, medium, paper",
     ),
   ],
 )

@@ -36,7 +36,9 @@ config keys, defaults in brackets):
   content is: a second, easier feature competing with the classes (digits on images).
   Its value is the "digit" probe.
 * Splits: latent_train [10,240] and latent_test [2,048] instances, the test split
-  drawn after the training split from the same stream.
+  drawn after the training split from the same stream. data.holdout_fraction = f
+  (a selection stage's validation split) evaluates on the last f of the training
+  instances instead, training on the rest.
 * Evaluation: an instance's observation is f(content, its own nuisance);
   results.json adds how much of the true content the features recover (`latent_r2`,
   the test R^2 of a ridge fit from features to content, as Zimmermann et al.) and the
@@ -63,6 +65,7 @@ from jax.sharding import PartitionSpec as P
 import numpy as np
 
 from contrastive.data import pipeline
+from contrastive.data import sources
 
 NAME = "latent"
 MAX_BITS = 24  # RandBit bits: the top 24 of a 64-bit multiplicative hash of the index
@@ -160,6 +163,11 @@ def generate(cfg):
       "factor_labels": factor_labels.astype(np.int32) if cfg.digits_pool else None,
       "bits": _bits(np.arange(first, first + n), cfg.randbit_bits),
     }
+  if cfg.get("holdout_fraction"):  # a validation split: the test split is then unused
+    train = splits["train"]
+    keep = cfg.latent_train - sources.held_out(cfg.latent_train, cfg.holdout_fraction)
+    splits = {"train": {k: None if v is None else v[:keep] for k, v in train.items()},
+              "test": {k: None if v is None else v[keep:] for k, v in train.items()}}  # fmt: skip
   return {"train": splits["train"], "test": splits["test"], "weights": weights,
           "num_classes": len(classes), "class_centres": np.float32(classes)}  # fmt: skip
 
@@ -207,20 +215,13 @@ def _perturb(key, latent, strength):
 
 def views(data: LatentData, key, idx):
   """Two views of the instances `idx` [B]: each its own content perturbation and
-  nuisance (instance i's draws from fold_in(key, i)). Returns 2 x float32 [B, D]."""
-  keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(idx)
-
-  def one(k, content, factor):
-    kc, kn, kf = jax.random.split(k, 3)
-    c = _perturb(kc, jnp.broadcast_to(content, (2, content.shape[-1])), data.augment)
-    n = data.nuisance * jax.random.normal(kn, (2, data.nuisance_dim))
-    f = None if factor is None else _perturb(kf, jnp.broadcast_to(factor, c.shape), data.augment)
-    return c, n, f
-
-  factor = None if data.factor is None else data.factor[idx]
-  c, n, f = jax.vmap(one, in_axes=(0, 0, None if factor is None else 0))(
-    keys, data.content[idx], factor
-  )
+  nuisance, drawn for the whole batch at once from `key` (one draw per kind: a
+  per-instance key costs more than the rest of an MLP's step). Returns 2 x float32 [B, D]."""
+  kc, kn, kf = jax.random.split(key, 3)
+  pair = lambda x: jnp.broadcast_to(x[:, None], (x.shape[0], 2, x.shape[-1]))  # noqa: E731
+  c = _perturb(kc, pair(data.content[idx]), data.augment)
+  n = data.nuisance * jax.random.normal(kn, (idx.shape[0], 2, data.nuisance_dim))
+  f = None if data.factor is None else _perturb(kf, pair(data.factor[idx]), data.augment)
   bits = None if data.bits is None else data.bits[idx]
   return tuple(
     render(data.weights, c[:, v], n[:, v], None if f is None else f[:, v], bits) for v in (0, 1)
@@ -243,8 +244,7 @@ def observations(data: LatentData):
 
 @jax.jit
 def eval_views(data: LatentData, key):
-  """Two views of every instance (instance i's from fold_in(key, i)), for the
-  representation metrics."""
+  """Two views of every instance, for the representation metrics."""
   return views(data, key, jnp.arange(data.num_examples))
 
 

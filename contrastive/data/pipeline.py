@@ -102,17 +102,54 @@ def steps_per_epoch(num_examples: int, batch_size: int) -> int:
   return num_examples // batch_size
 
 
-def epoch_order(seed: int, epoch, num_examples: int) -> jax.Array:
-  """The permutation of the dataset used in `epoch` (reproducible for `seed`)."""
-  return jax.random.permutation(jax.random.fold_in(jax.random.key(seed), epoch), num_examples)
+FEISTEL_ROUNDS = 6
+
+
+def _mix(x, key):
+  """A 32-bit mixing function (murmur3's finaliser) of x ^ key: Feistel's round function."""
+  x = x ^ key
+  x = (x ^ (x >> 16)) * jnp.uint32(0x85EBCA6B)
+  x = (x ^ (x >> 13)) * jnp.uint32(0xC2B2AE35)
+  return x ^ (x >> 16)
+
+
+def shuffled_positions(seed: int, epoch, positions, num_examples: int) -> jax.Array:
+  """Where `positions` (int [B]) of `epoch`'s order point in the dataset: a seeded
+  pseudo-random permutation of [0, num_examples) evaluated at those positions only.
+
+  A balanced Feistel network on the smallest even number of bits covering the
+  dataset, keyed by (seed, epoch), with cycle-walking to stay inside it (the method
+  of `tf.random.experimental.index_shuffle`): O(batch) work per step, where
+  `jax.random.permutation` sorts the whole dataset every step (5 ms at 10,240
+  examples, 22 ms at 50,000 on a CPU core).
+  """
+  bits = max(2, (num_examples - 1).bit_length())
+  bits += bits % 2
+  half = bits // 2
+  low = jnp.uint32((1 << half) - 1)
+  keys = jax.random.bits(jax.random.fold_in(jax.random.key(seed), epoch), (FEISTEL_ROUNDS,))
+
+  def permute(x):
+    left, right = x >> half, x & low
+    for r in range(FEISTEL_ROUNDS):
+      left, right = right, left ^ (_mix(right, keys[r]) & low)
+    return (left << half) | right
+
+  def walk(x):  # a position outside the dataset moves on along its cycle
+    return jnp.where(x < num_examples, x, permute(x))
+
+  x = permute(jnp.asarray(positions, jnp.uint32))
+  x = jax.lax.while_loop(lambda x: jnp.any(x >= num_examples), walk, x)
+  return x.astype(jnp.int32)
 
 
 def batch_indices(seed: int, step, *, num_examples: int, batch_size: int) -> jax.Array:
-  """Dataset indices of the batch of global `step` (may be traced): int32 [batch_size]."""
+  """Dataset indices of the batch of global `step` (may be traced): int32 [batch_size].
+  Each epoch visits every example at most once (the last partial batch is dropped)."""
   per_epoch = steps_per_epoch(num_examples, batch_size)
   epoch, position = jnp.divmod(step, per_epoch)
-  order = epoch_order(seed, epoch, num_examples)
-  return jax.lax.dynamic_slice(order, (position * batch_size,), (batch_size,))
+  positions = position * batch_size + jnp.arange(batch_size)
+  return shuffled_positions(seed, epoch, positions, num_examples)
 
 
 def train_batch(

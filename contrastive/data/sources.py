@@ -170,7 +170,7 @@ def tfds_split(tfds_name, split, *, data_dir=None, process_index=0, process_coun
     ) from None
 
 
-def _held_out(n: int, fraction: float) -> int:
+def held_out(n: int, fraction: float) -> int:
   """How many of n training examples a holdout fraction keeps out (at least one)."""
   return max(1, round(n * fraction))
 
@@ -182,7 +182,7 @@ def _load_tfds(
   tfds_name, train_split, test_split = TFDS_DATASETS[name]
   if holdout_fraction:  # the held-out examples: the last of the (first N) training ones
     if train_examples:
-      start, end = train_examples - _held_out(train_examples, holdout_fraction), train_examples
+      start, end = train_examples - held_out(train_examples, holdout_fraction), train_examples
     else:
       start, end = f"{round(100 * (1 - holdout_fraction))}%", ""
     train_split, test_split = f"{train_split}[:{start}]", f"{train_split}[{start}:{end}]"
@@ -240,7 +240,7 @@ def load(
     train = (train[0][:n], train[1][:n])
     label_sets = {k: (tr[:n], te, c) for k, (tr, te, c) in label_sets.items()}
     if holdout_fraction:
-      h = n - _held_out(n, holdout_fraction)
+      h = n - held_out(n, holdout_fraction)
       train, test = (train[0][:h], train[1][:h]), (train[0][h:], train[1][h:])
       label_sets = {k: (tr[:h], tr[h:], c) for k, (tr, _, c) in label_sets.items()}
     if process_count > 1:

@@ -51,7 +51,7 @@ def paper():
 def get_config(arg=None):
   return config_lib.experiment(
     arg,
-    scales={"small": small, "medium": medium, "paper": paper},
+    scales={"latent": recipes.latent, "small": small, "medium": medium, "paper": paper},
     runs=config_lib.grid(data__digits_pool=POOL_SIZES),
     report="digits_on_images",
   )

@@ -123,6 +123,7 @@ def get_config(arg=None):
   scales = {
     name: functools.partial(_scale, make, holdout)
     for name, make in (
+      ("latent", recipes.latent),
       ("small", recipes.small),
       ("medium", recipes.medium),
       ("paper", recipes.simclr_cifar),

@@ -35,6 +35,7 @@ def get_config(arg=None):
   return config_lib.experiment(
     arg,
     scales={
+      "latent": wang_liu_table1.latent,
       "small": wang_liu_table1.small,
       "medium": wang_liu_table1.medium,
       "paper": recipes.wang_liu,

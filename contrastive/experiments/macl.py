@@ -45,7 +45,12 @@ RUNS = (
 def get_config(arg=None):
   return config_lib.experiment(
     arg,
-    scales={"small": recipes.small, "medium": recipes.medium, "paper": recipes.simclr_cifar},
+    scales={
+      "latent": recipes.latent,
+      "small": recipes.small,
+      "medium": recipes.medium,
+      "paper": recipes.simclr_cifar,
+    },
     runs=RUNS,
     report="macl",
   )

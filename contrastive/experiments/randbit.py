@@ -31,6 +31,14 @@ TEMPERATURES = (0.05, 0.1, 0.2)
 BITS = (0, 5, 10, 15, 20)
 
 
+def latent():
+  """The latent test-bed (`recipes.latent`) with the notebook's cross-view negatives;
+  the bits are appended to both views after rendering."""
+  c = recipes.latent()
+  c.loss.layout = "cross_view"
+  return c
+
+
 def small():
   c = recipes.randbit()
   c.data.update(name="digits", batch_size=128)
@@ -51,7 +59,7 @@ def medium():
 def get_config(arg=None):
   return config_lib.experiment(
     arg,
-    scales={"small": small, "medium": medium, "paper": recipes.randbit},
+    scales={"latent": latent, "small": small, "medium": medium, "paper": recipes.randbit},
     runs=config_lib.grid(loss__temperature=TEMPERATURES, data__randbit_bits=BITS),
     report="randbit",
   )

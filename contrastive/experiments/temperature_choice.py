@@ -52,7 +52,12 @@ RUNS = (
 def get_config(arg=None):
   c = config_lib.experiment(
     arg,
-    scales={"small": recipes.small, "medium": recipes.medium, "paper": recipes.simclr_cifar},
+    scales={
+      "latent": recipes.latent,
+      "small": recipes.small,
+      "medium": recipes.medium,
+      "paper": recipes.simclr_cifar,
+    },
     runs=RUNS,
     report="temperature_choice",
   )

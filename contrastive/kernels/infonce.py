@@ -144,18 +144,15 @@ def resolve_num_hard(num_negatives: int, *, num_hard=None, hard_fraction=None) -
 
 
 def _hardest(neg, neg_mask, num_hard):
-  """The `num_hard` most similar valid negatives of each anchor, and their mask.
+  """Each anchor's `num_hard` most similar valid negatives, as a narrower mask.
 
   Selection is by value (a set choice with no gradient of its own); the gradient
   flows to the selected entries of `neg` only. An anchor with fewer valid
-  negatives than `num_hard` keeps them all, the rest masked.
+  negatives than `num_hard` keeps them all. Returns (neg, mask): the kept entries
+  are mask's True ones (the same set as `jax.lax.top_k`, ties by position).
   """
-  candidates = jax.lax.stop_gradient(jnp.where(neg_mask, neg, -jnp.inf))
-  _, idx = jax.lax.top_k(candidates, num_hard)
-  return (
-    jnp.take_along_axis(neg, idx, axis=-1),
-    jnp.take_along_axis(neg_mask, idx, axis=-1),
-  )
+  candidates = jnp.where(neg_mask, neg, -jnp.inf)
+  return neg, neg_mask & numerics.top_k_mask(candidates, num_hard)
 
 
 def hard_contrastive_loss(
