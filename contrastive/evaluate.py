@@ -16,6 +16,7 @@ from contrastive import build
 from contrastive import metrics
 from contrastive import probes
 from contrastive.data import augment
+from contrastive.data import datasets
 from contrastive.data import latent
 from contrastive.data import pipeline
 from contrastive.data import streaming
@@ -97,12 +98,10 @@ def _device_features(run: build.Run, state):
   replicate = jax.jit(lambda x: x, out_shardings=NamedSharding(run.setup.mesh, P()))
   train_data, test_data = replicate(run.data.train), replicate(run.data.test)
   key = jax.random.fold_in(run.root, 3)
+  train_x, test_x = datasets.clean_inputs(train_data), datasets.clean_inputs(test_data)
   if isinstance(train_data, latent.LatentData):
-    train_x, test_x = latent.observations(train_data), latent.observations(test_data)
     views = lambda: latent.eval_views(test_data, key)  # noqa: E731
   else:
-    train_x = pipeline.eval_images(train_data, 0, train_data.num_examples)
-    test_x = pipeline.eval_images(test_data, 0, test_data.num_examples)
     views = lambda: pipeline.eval_views(test_data, key, run.setup.augment)  # noqa: E731
   train_y = np.asarray(train_data.labels)[: train_data.num_examples]
   test_y = np.asarray(test_data.labels)[: test_data.num_examples]

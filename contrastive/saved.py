@@ -29,7 +29,7 @@ from contrastive import numerics
 from contrastive import paths
 from contrastive import population
 from contrastive import provenance as provenance_lib
-from contrastive.data import pipeline
+from contrastive.data import datasets
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,8 +102,7 @@ def test_features(run: Run, *, max_examples: int | None = None):
     state = jax.tree.map(lambda x: x[member], state)
   test = built.data.test
   n = test.num_examples if max_examples is None else min(max_examples, test.num_examples)
-  images = pipeline.eval_images(test, 0, n)
-  feats, projs = evaluate.encode(built.setup.model, state, images)
+  feats, projs = evaluate.encode(built.setup.model, state, datasets.clean_inputs(test, n))
   return feats, projs, np.asarray(test.labels)[:n]
 
 

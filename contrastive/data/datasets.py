@@ -130,3 +130,12 @@ def _latent(cfg, mesh) -> RunData:
     probes=probes,
     latents=(train["content"], test["content"]),
   )
+
+
+def clean_inputs(split, n: int | None = None):
+  """The first `n` (default all) examples of a device-held split as the model reads
+  them without augmentation: float images, or the latent test-bed's observations."""
+  n = split.num_examples if n is None else n
+  if isinstance(split, latent.LatentData):
+    return latent.observations(split)[:n]
+  return pipeline.eval_images(split, 0, n)

@@ -7,11 +7,12 @@ on a sweep's numbers (`claims`), and the report writer (`report(workdir, entries
 config)`, which returns a `reporting.Report`).
 
 Scales (`scale=` in a study's argument): `latent`, the latent test-bed
-(`contrastive.data.latent`, `recipes.latent`: an MLP on generated vectors, 1,000 steps a
-run, seconds each), a study with seeds=5 in about 10 minutes on 2 CPU cores; `small`, at most 30 minutes on 2 CPU cores
-on the embedded data (`recipes.small`); `medium`, ResNet-18 on the CIFAR-like
-`objects` (`recipes.medium`; about 50 s a run, at most 13 minutes a study, on one
-H100: BENCHMARKS.md); `paper`, the published settings. `seeds=N` repeats every run.
+(`contrastive.data.latent`, `recipes.latent`: an MLP on generated vectors, 1,000
+steps a run, seconds each), a study with seeds=5 in about 10 minutes on 2 CPU cores;
+`small`, at most 30 minutes on 2 CPU cores on the embedded data (`recipes.small`);
+`medium`, ResNet-18 on the CIFAR-like `objects` (`recipes.medium`; about 50 s a
+run, at most 13 minutes a study, on one H100: BENCHMARKS.md); `paper`, the published
+settings. `seeds=N` repeats every run.
 
   from contrastive import experiments
   experiments.names()                      # every study
