@@ -1,6 +1,7 @@
 """Chen, Luo & Li (NeurIPS 2021) digits on images: the number of distinct digits k.
 
 Command (a sweep of 6 runs, k in {1, 4, 16, 64, 256, 1024}):
+  python run.py --config=configs/experiments/digits_on_images.py:scale=latent,seeds=5 --workdir=DIR
   python run.py --config=configs/experiments/digits_on_images.py:scale=small --workdir=DIR
   python run.py --config=configs/experiments/digits_on_images.py:scale=paper,dataset=stl10 \\
     --workdir=DIR

@@ -1,7 +1,7 @@
 """Chen, Luo & Li (NeurIPS 2021) Fig. 1: generalized contrastive losses and head depth,
 made fair by construction.
 
-Commands (two stages; `scale=medium` or `paper` likewise):
+Commands (two stages; `scale=latent,seeds=5`, `medium` or `paper` likewise):
   python run.py --config=configs/experiments/generalized_losses.py:scale=small \
     --workdir=DIR/selection
   python run.py \

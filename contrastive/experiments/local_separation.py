@@ -1,6 +1,7 @@
 """Wang & Liu (CVPR 2021) Fig. 8: the positive and the 10 nearest negatives across tau.
 
 Command (a sweep of 6 runs):
+  python run.py --config=configs/experiments/local_separation.py:scale=latent,seeds=5 --workdir=DIR
   python run.py --config=configs/experiments/local_separation.py:scale=small --workdir=DIR
   python run.py --config=configs/experiments/local_separation.py:scale=paper --workdir=DIR
 

@@ -1,6 +1,7 @@
 """Huang et al. (ICML 2023) MACL: a fixed temperature against MACL's adaptive one.
 
 Command (a sweep of 4 runs):
+  python run.py --config=configs/experiments/macl.py:scale=latent,seeds=5 --workdir=DIR
   python run.py --config=configs/experiments/macl.py:scale=small --workdir=DIR
   python run.py --config=configs/experiments/macl.py:scale=paper --workdir=DIR
 

@@ -3,6 +3,8 @@ al.'s cosine schedule, MACL's adaptive tau, a learned global tau and iSogCLR's l
 per-sample tau.
 
 Command (a sweep of 7 runs; `seeds=N` repeats each):
+  python run.py --config=configs/experiments/temperature_choice.py:scale=latent,seeds=5 \\
+    --workdir=DIR
   python run.py --config=configs/experiments/temperature_choice.py:scale=small --workdir=DIR
   python run.py --config=configs/experiments/temperature_choice.py:scale=medium --workdir=DIR
 
