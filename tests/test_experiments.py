@@ -15,6 +15,7 @@ from contrastive.experiments import local_separation
 from contrastive.experiments import macl
 from contrastive.experiments import randbit
 from contrastive.experiments import relative_penalty
+from contrastive.experiments import semantic_density
 from contrastive.experiments import temperature_choice
 from contrastive.experiments import wang_liu_table1
 
@@ -37,6 +38,7 @@ def test_every_study_is_found_by_name_and_declares_its_grid():
     "macl",
     "randbit",
     "relative_penalty",
+    "semantic_density",
     "temperature_choice",
     "wang_liu_table1",
   )
@@ -58,17 +60,20 @@ def test_every_study_is_found_by_name_and_declares_its_grid():
   assert wang_liu_table1.get_config("scale=small,epochs=2").train.num_epochs == 2
   with pytest.raises(config_lib.ConfigError, match="Unknown scale 'huge'"):
     wang_liu_table1.get_config("scale=huge")
-  # Every study has the three scales; medium trains on the CIFAR-like objects.
+  # Every paper study has the four scales (the test-bed's own study only `latent`);
+  # medium trains on the CIFAR-like objects, latent on the test-bed with an MLP.
   for name in experiments.names():
     if name == "relative_penalty":  # an analysis: no training runs, no scales
       continue
-    for scale in ("small", "medium", "paper"):
+    scales = ("latent",) if name == "semantic_density" else ("latent", "small", "medium", "paper")
+    for scale in scales:
       c = experiments.get(name).get_config(f"scale={scale},seeds=2")
       runs = sweep.expand(c)
       assert len(runs) == 2 * len(experiments.get(name).get_config(f"scale={scale}").sweep.runs)
       for _, _, run_config in runs:
         checks.check(run_config)
       assert scale != "medium" or c.data.name == "objects"
+      assert scale != "latent" or (c.data.name == "latent" and c.model.encoder == "mlp")
 
 
 def test_randbit_claims(tmp_path):
@@ -396,3 +401,26 @@ def test_seeds_repeat_every_run_and_noise_decides_the_verdicts(tmp_path):
   assert reporting.trend(rising, +1) == (True, True)
   dip = [reporting.Value(m, 0.02, 0.02, 3) for m in (0.50, 0.49, 0.60)]
   assert reporting.trend(dip, +1) == (False, True)  # a dip inside the noise is no reversal
+
+
+def _density_entry(spread, tau, seed, accuracy):
+  config = {"seed": seed, "data": {"latent_instance_spread": spread},
+            "loss": {"name": "contrastive", "temperature": tau}}  # fmt: skip
+  results = {"linear_accuracy": accuracy, "uniformity": 2.0, "tolerance": 0.5}
+  return {"name": "", "overrides": "", "results": results, "config": config}
+
+
+def test_semantic_density_finds_each_seeds_best_tau_and_judges_the_trend():
+  taus = (0.1, 0.2, 0.5)
+  # best tau 0.5 at the most crowded spread, 0.2, then 0.1: the prediction, every seed
+  best = {0.1: 0.5, 0.2: 0.2, 0.3: 0.1}
+  entries = [_density_entry(s, t, seed, 0.9 if t == best[s] else 0.8 - 0.01 * seed)
+             for s in best for t in taus for seed in range(3)]  # fmt: skip
+  found = semantic_density.best_temperatures(semantic_density.grid(entries))
+  assert {s: b for s, (b, _) in found.items()} == {s: [best[s]] * 3 for s in best}
+  assert _verdicts(semantic_density.claims(semantic_density.grid(entries))) == [(True, True)]
+  # the same best tau at every spread: no trend against the noise (read strictly, a
+  # flat sequence never moves the wrong way: `reporting.trend`)
+  flat = [_density_entry(s, t, seed, 0.9 if t == 0.2 else 0.8) for s in best for t in taus
+          for seed in range(3)]  # fmt: skip
+  assert _verdicts(semantic_density.claims(semantic_density.grid(flat))) == [(False, True)]
