@@ -62,11 +62,7 @@ def knn_monitor(config, run: build.Run):
 
   def head(data):
     n = min(config.eval.monitor_examples, data.num_examples)
-    clean = latent.observations if isinstance(data, latent.LatentData) else None
-    cut = jax.jit(
-      lambda d: ((clean(d)[:n] if clean else pipeline.eval_images(d, 0, n)), d.labels[:n]),
-      out_shardings=replicated,
-    )
+    cut = jax.jit(lambda d: (datasets.clean_inputs(d, n), d.labels[:n]), out_shardings=replicated)
     images, labels = cut(data)
     return images, np.asarray(labels)
 
