@@ -8,7 +8,11 @@ of the mean loss with respect to both views, jitted, for:
     cross-entropy on log_softmax) and `optax.ntxent`;
   * hard contrastive (alpha = 0.0819 of the 2N-2 negatives, the paper's fraction):
     `losses.hard_contrastive_loss` on `pairs.simclr_pairs`, and a plain jnp
-    implementation that thresholds each row at its sorted alpha-quantile.
+    implementation that thresholds each row at its sorted alpha-quantile;
+  * Chen et al.'s generalized loss with the sliced Wasserstein term (Gaussian prior,
+    lambda 1, no normalisation; one fixed key): `losses.generalized_contrastive_loss`
+    (its sorts by `numerics.sort_columns`), and the official notebook's formula in
+    plain jnp (`jnp.sort`).
 Implementations are timed round-robin in one process, so they share the machine's
 state; medians of --repeats runs after one warm-up, and their ratios, are printed.
 """
@@ -28,8 +32,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from benchmarks import common  # noqa: E402
 from contrastive import losses  # noqa: E402
 from contrastive import pairs  # noqa: E402
+from contrastive.kernels import generalized  # noqa: E402
 
 HARD_FRACTION = 0.0819
+SWD_SEED = 0
 
 
 def plain_nt_xent(z1, z2, temperature):
@@ -82,9 +88,31 @@ def ours_hard(z1, z2, temperature):
   )
 
 
+def plain_swd(z1, z2, temperature):
+  """alignment + the sliced Wasserstein distance to Gaussian samples, in jnp as the
+  official notebook writes it (`tf.sort` of both projections along the batch)."""
+  del temperature
+  h = jnp.concatenate([z1, z2])
+  projection, prior = generalized.swd_draws(
+    jax.random.key(SWD_SEED), h.shape, distribution="swd_gaussian", normalize=False
+  )
+  align = jnp.mean(jnp.square(z1 - z2)) / 2
+  hw, pw = jnp.sort(h @ projection, axis=0), jnp.sort(prior @ projection, axis=0)
+  return align + jnp.mean(jnp.square(pw - hw))
+
+
+def ours_swd(z1, z2, temperature):
+  del temperature
+  return losses.generalized_contrastive_loss(
+    z1, z2, distribution="swd_gaussian", weight=1.0, normalize=False,
+    key=jax.random.key(SWD_SEED),
+  )  # fmt: skip
+
+
 GROUPS = {
   "nt_xent": {"ours": ours_nt_xent, "plain_jnp": plain_nt_xent, "optax": optax_nt_xent},
   "hard_contrastive": {"ours": ours_hard, "plain_jnp": plain_hard},
+  "generalized_swd": {"ours": ours_swd, "plain_jnp": plain_swd},
 }
 
 

@@ -83,3 +83,70 @@ def top_k_mask(x: jax.Array, k: int) -> jax.Array:
 
   end = jax.lax.fori_loop(0, pbits + 1, bisect_position, jnp.zeros(x.shape[:-1], jnp.int32))
   return above | (tied & (position < end[..., None]))
+
+
+def sort_columns(x: jax.Array) -> jax.Array:
+  """`jnp.sort(x, axis=0)`: each column sorted ascending, differentiable.
+
+  On a CPU by a bitonic sorting network: log2(n) (log2(n) + 1) / 2 compare-exchange
+  stages over the whole array in a loop (n padded with +inf to a power of two), each
+  entry carrying its source row, so the gradient is the sort's permutation of the
+  cotangent. XLA's CPU sort calls a comparator per comparison: for a [512, 64] array
+  it takes 5.1 ms where the network takes 0.3 ms (4.9 against 1.3 ms with the
+  gradient). The values are exactly the sort's, and so is the gradient where a column
+  has no ties (tied entries may take each other's positions). Elsewhere XLA's sort
+  (`jax.lax.platform_dependent`).
+  """
+  return jax.lax.platform_dependent(x, cpu=_network_sort, default=lambda x: jnp.sort(x, axis=0))
+
+
+def _sorting_network(x):
+  """(x sorted along axis 0, the source row of each sorted entry)."""
+  n = x.shape[0]
+  m = 1 << max(0, (n - 1).bit_length())
+  rows = jnp.arange(n, dtype=jnp.int32).reshape((-1,) + (1,) * (x.ndim - 1))
+  source = jnp.broadcast_to(rows, x.shape)
+  if m != n:  # padded with +inf rows, which sort last
+    pad = (m - n,) + x.shape[1:]
+    x = jnp.concatenate([x, jnp.full(pad, jnp.inf, x.dtype)])
+    source = jnp.concatenate([source, jnp.full(pad, n, jnp.int32)])
+  # Bitonic merges: runs of k // 2 into runs of k (alternating direction), each by
+  # compare-exchanges of i with i XOR j for j = k / 2, ..., 1.
+  stages = [(k, k >> s) for k in (1 << p for p in range(1, m.bit_length()))
+            for s in range(1, k.bit_length())]  # fmt: skip
+  if not stages:
+    return x, source
+  ks, js = (jnp.asarray(v, jnp.int32) for v in zip(*stages, strict=True))
+  i = jnp.arange(m, dtype=jnp.int32)
+  shape = (-1,) + (1,) * (x.ndim - 1)
+
+  def stage(t, carry):
+    x, source = carry
+    partner = i ^ js[t]
+    y, y_source = x[partner], source[partner]
+    keep_min = (((i & js[t]) == 0) == ((i & ks[t]) == 0)).reshape(shape)
+    take = jnp.where(keep_min, y < x, y > x)  # ties keep their place
+    return jnp.where(take, y, x), jnp.where(take, y_source, source)
+
+  x, source = jax.lax.fori_loop(0, len(stages), stage, (x, source))
+  return x[:n], source[:n]
+
+
+@jax.custom_vjp
+def _network_sort(x):
+  return _sorting_network(x)[0]
+
+
+def _network_sort_forward(x):
+  return _sorting_network(x)
+
+
+def _network_sort_backward(source, g):
+  """The cotangent of each sorted entry goes back to its source row."""
+  others = tuple(
+    jnp.broadcast_to(jnp.arange(g.shape[a]).reshape([-1 if b == a else 1 for b in range(g.ndim)]),
+                     g.shape) for a in range(1, g.ndim))  # fmt: skip
+  return (jnp.zeros_like(g).at[(source, *others)].set(g),)
+
+
+_network_sort.defvjp(_network_sort_forward, _network_sort_backward)

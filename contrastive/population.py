@@ -24,6 +24,8 @@ def population_step(
   states: step_lib.TrainState, data: pipeline.DeviceData, root_key, setup: step_lib.Setup,
   temperatures,
   diagnose=True,
+  loss_scale=None,
+  data_seed=None,
 ):  # fmt: skip
   """One step of a population of models that differ only in their temperature.
 
@@ -31,25 +33,28 @@ def population_step(
   `temperatures` [P] their temperatures. The batch is built once and shared, and
   the P updates run as one vmapped program, so member i follows exactly the run
   `step.train_step` makes with `loss.temperature = temperatures[i]` and the same seed.
-  `diagnose` is shared by the members (unbatched, so the diagnostics stay skipped).
+  `diagnose` is shared by the members (unbatched, so the diagnostics stay skipped);
+  so are `loss_scale` (`step.update`'s) and `data_seed` (`step.batch`'s).
 
   Returns:
     (states, metrics), every metric with a leading axis of size P.
   """
-  views = step_lib.batch(data, root_key, states.step[0], setup)
-  return jax.vmap(lambda st, t: step_lib.update(st, views, root_key, setup, t, diagnose))(
-    states, temperatures
-  )
+  views = step_lib.batch(data, root_key, states.step[0], setup, data_seed)
+  return jax.vmap(
+    lambda st, t: step_lib.update(st, views, root_key, setup, t, diagnose, loss_scale)
+  )(states, temperatures)
 
 
 def jit_population_step(setup: step_lib.Setup, temperatures):
   """`population_step` jitted for `setup` and `temperatures`, donating the old states:
   (states, data, root_key) -> (states, metrics), like `step.jit_train_step`."""
   jitted = jax.jit(
-    lambda st, data, root, taus, diagnose: population_step(st, data, root, setup, taus, diagnose),
+    lambda st, data, root, taus, scale, seed, diagnose: population_step(
+      st, data, root, setup, taus, diagnose, scale, seed
+    ),
     donate_argnums=0,
   )
-  return step_lib.BoundStep(jitted, temperatures)
+  return step_lib.BoundStep(jitted, temperatures, *step_lib.bound_arguments(setup))
 
 
 def stack_population(state: step_lib.TrainState, size: int) -> step_lib.TrainState:

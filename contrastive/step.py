@@ -14,7 +14,6 @@ step), so a resumed run draws exactly the same randomness.
 """
 
 import dataclasses
-import functools
 import os
 from typing import Any
 
@@ -77,57 +76,64 @@ class Setup:
 
 
 def create_state(setup: Setup, key, image_shape, num_train: int) -> TrainState:
-  """Initial state, replicated over the mesh."""
-  k_init, k_bank = jax.random.split(key)
-  # Jitted: one compiled program instead of Flax's op-by-op eager init (2.5 s less for
-  # the quickstart's ConvN on 2 CPU cores), with the same parameters to the bit.
-  init = jax.jit(functools.partial(setup.model.init, train=False))
-  variables = init(k_init, jnp.zeros((2,) + tuple(image_shape)))
-  if setup.model.encoder.dtype == jnp.float64:  # exactness checks: float64 throughout
-    variables = jax.tree.map(lambda x: x.astype(jnp.float64), variables)
-  params = variables["params"]
-  bank = None
-  if objective.uses_bank(setup.loss):
-    bank = numerics.l2_normalize(jax.random.normal(k_bank, (num_train, setup.model.head.out_dim)))
-  probe = probe_opt = None
-  if setup.probe_tx is not None:
-    width = jax.eval_shape(
-      lambda: setup.model.apply(variables, jnp.zeros((1,) + tuple(image_shape)), train=False)
-    )[0].shape[-1]
-    probe = {
-      "w": jnp.zeros((width, setup.probe_classes), jnp.float32),
-      "b": jnp.zeros((setup.probe_classes,), jnp.float32),
-    }
-    probe_opt = setup.probe_tx.init(probe)
-  state = TrainState(
-    step=jnp.zeros((), jnp.int32),
-    params=params,
-    batch_stats=variables.get("batch_stats", {}),
-    opt_state=setup.tx.init(params),
-    bank=bank,
-    probe_params=probe,
-    probe_opt_state=probe_opt,
-    **setup.temperature.init(num_train),
-  )
-  return jax.device_put(state, NamedSharding(setup.mesh, P()))
+  """Initial state, replicated over the mesh.
+
+  Built by one compiled program (the model's init, the optimizer's, the bank's and
+  the probe's): made op by op, each small array would compile its own program (21 of
+  them for the quickstart, 3.3 s of its setup on 2 CPU cores)."""
+
+  def initial(key):
+    k_init, k_bank = jax.random.split(key)
+    variables = setup.model.init(k_init, jnp.zeros((2,) + tuple(image_shape)), train=False)
+    if setup.model.encoder.dtype == jnp.float64:  # exactness checks: float64 throughout
+      variables = jax.tree.map(lambda x: x.astype(jnp.float64), variables)
+    params = variables["params"]
+    bank = None
+    if objective.uses_bank(setup.loss):
+      shape = (num_train, setup.model.head.out_dim)
+      bank = numerics.l2_normalize(jax.random.normal(k_bank, shape))
+    probe = probe_opt = None
+    if setup.probe_tx is not None:
+      width = jax.eval_shape(
+        lambda: setup.model.apply(variables, jnp.zeros((1,) + tuple(image_shape)), train=False)
+      )[0].shape[-1]
+      probe = {
+        "w": jnp.zeros((width, setup.probe_classes), jnp.float32),
+        "b": jnp.zeros((setup.probe_classes,), jnp.float32),
+      }
+      probe_opt = setup.probe_tx.init(probe)
+    return TrainState(
+      step=jnp.zeros((), jnp.int32),
+      params=params,
+      batch_stats=variables.get("batch_stats", {}),
+      opt_state=setup.tx.init(params),
+      bank=bank,
+      probe_params=probe,
+      probe_opt_state=probe_opt,
+      **setup.temperature.init(num_train),
+    )
+
+  return jax.jit(initial, out_shardings=NamedSharding(setup.mesh, P()))(key)
 
 
-def batch(data, root_key, step, setup: Setup) -> dict:
+def batch(data, root_key, step, setup: Setup, seed=None) -> dict:
   """The augmented global batch of `step`, sharded over the mesh's 'data' axis.
 
   `data` is the training split on the device (`pipeline.DeviceData`: the step
   gathers and augments its batch; `latent.LatentData`: it renders its views), or a
   streamed dataset's batch of host crops
   ({"views": uint8 [B, 2, S, S, 3], "index", "label"}: the step colours them with
-  the keys the device path would use).
+  the keys the device path would use). `seed`: the data order's seed, possibly traced
+  (default `setup.data_seed`).
   """
   key = jax.random.fold_in(root_key, 1)
+  seed = setup.data_seed if seed is None else seed
   if isinstance(data, pipeline.DeviceData):
     out = pipeline.train_batch(
-      data, key, step, seed=setup.data_seed, batch_size=setup.batch_size, config=setup.augment
+      data, key, step, seed=seed, batch_size=setup.batch_size, config=setup.augment
     )
   elif isinstance(data, latent.LatentData):  # views rendered from their latents
-    out = latent.train_batch(data, key, step, seed=setup.data_seed, batch_size=setup.batch_size)
+    out = latent.train_batch(data, key, step, seed=seed, batch_size=setup.batch_size)
   else:
     v1, v2 = augment.photometric_batch(
       jax.random.fold_in(key, step), data["views"], setup.augment, data["index"]
@@ -155,8 +161,8 @@ def gradient_norms(setup: Setup, loss_cfg, state: TrainState, data, root_key, st
   and keys); one compiled program for all of them."""
 
   @jax.jit
-  def norm(state, data, step):
-    views = batch(data, root_key, step, setup)
+  def norm(state, data, step, seed):
+    views = batch(data, root_key, step, setup, seed)
     key = jax.random.fold_in(jax.random.fold_in(root_key, 2), step)
 
     def loss_fn(params):
@@ -166,18 +172,20 @@ def gradient_norms(setup: Setup, loss_cfg, state: TrainState, data, root_key, st
 
     return optax.tree.norm(jax.grad(loss_fn)(state.params))
 
-  return [float(norm(state, data, jnp.asarray(s, jnp.int32))) for s in steps]
+  seed = jnp.asarray(setup.data_seed, jnp.int32)  # an argument: seeds share the program
+  return [float(norm(state, data, jnp.asarray(s, jnp.int32), seed)) for s in steps]
 
 
 def update(state: TrainState, views: dict, root_key, setup: Setup, temperature=None,
-           diagnose=True):  # fmt: skip
+           diagnose=True, loss_scale=None):  # fmt: skip
   """One optimisation step of `state` on the batch `views`: (state, metrics).
 
   `temperature` is the fixed tau (the config's, or a population member's); the run's
   `temperature.Temperature` says whether the step uses it or its own (a schedule, a
   learned or per-sample tau). `diagnose` (a bool, possibly traced) says whether to
   compute the similarity diagnostics (`objective.diagnostics`); when false they are
-  NaN and cost nothing.
+  NaN and cost nothing. `loss_scale`: the loss's multiplier, possibly traced (default
+  `setup.loss_scale`); a run whose setup has loss_scale 1.0 multiplies by nothing.
   """
   loss_key = jax.random.fold_in(jax.random.fold_in(root_key, 2), state.step)
   tau_of = setup.temperature
@@ -189,7 +197,7 @@ def update(state: TrainState, views: dict, root_key, setup: Setup, temperature=N
     value = objective.loss(setup.loss, z1, z2, indices=views["index"], bank=state.bank,
                            key=loss_key, temperature=tau, mesh=setup.mesh)  # fmt: skip
     if setup.loss_scale != 1.0:
-      value = setup.loss_scale * value
+      value = (setup.loss_scale if loss_scale is None else loss_scale) * value
     return value, (batch_stats, z1, z2, h, tau)
 
   (loss, (batch_stats, z1, z2, h, tau)), grads = jax.value_and_grad(
@@ -281,36 +289,49 @@ def jit_train_step(setup: Setup):
   The temperature is an argument of the compiled program, not a constant in it, so
   runs that differ only in `loss.temperature` compile to the same program: with a
   persistent compilation cache (`enable_compilation_cache`) a sweep's later runs
-  load it instead of compiling. So is `diagnose`: logged and unlogged steps share
-  one program.
+  load it instead of compiling. So are the data order's seed (a study's seeds share
+  one program), the loss's calibrated scale (the generalized losses' runs each
+  calibrate their own), and `diagnose`: logged and unlogged steps share one program.
   """
   jitted = jax.jit(
-    lambda st, data, root, tau, diagnose: update(
-      st, batch(data, root, st.step, setup), root, setup, tau, diagnose
+    lambda st, data, root, tau, scale, seed, diagnose: update(
+      st, batch(data, root, st.step, setup, seed), root, setup, tau, diagnose, scale
     ),
     donate_argnums=0,
   )
   # The dtype a Python-float temperature takes in the loss (as a population's).
-  return BoundStep(jitted, jnp.asarray(setup.loss.temperature))
+  return BoundStep(jitted, jnp.asarray(setup.loss.temperature), *bound_arguments(setup))
+
+
+def bound_arguments(setup: Setup) -> tuple[jax.Array, jax.Array]:
+  """The step's arguments that `setup` fixes but its program need not: the loss scale
+  and the data order's seed, as `BoundStep` passes them."""
+  return jnp.asarray(setup.loss_scale), jnp.asarray(setup.data_seed, jnp.int32)
 
 
 @dataclasses.dataclass(frozen=True)
 class BoundStep:
-  """A jitted step (state, data, root_key, temperature, diagnose) with its
-  temperature bound: called as (state, data, root_key, diagnose=True); `trace` and
-  `lower` as `jax.jit`'s. diagnose=False skips the logged diagnostics (NaN)."""
+  """A jitted step (state, data, root_key, temperature, loss_scale, data_seed, diagnose)
+  with its temperature, loss scale and data seed bound: called as (state, data,
+  root_key, diagnose=True); `trace` and `lower` as `jax.jit`'s. diagnose=False skips
+  the logged diagnostics (NaN)."""
 
   jitted: Any
   temperature: jax.Array
+  loss_scale: jax.Array
+  data_seed: jax.Array
+
+  def _args(self, diagnose):
+    return self.temperature, self.loss_scale, self.data_seed, jnp.asarray(diagnose)
 
   def __call__(self, state, data, root_key, diagnose=True):
-    return self.jitted(state, data, root_key, self.temperature, jnp.asarray(diagnose))
+    return self.jitted(state, data, root_key, *self._args(diagnose))
 
   def trace(self, state, data, root_key, diagnose=True):
-    return self.jitted.trace(state, data, root_key, self.temperature, jnp.asarray(diagnose))
+    return self.jitted.trace(state, data, root_key, *self._args(diagnose))
 
   def lower(self, state, data, root_key, diagnose=True):
-    return self.jitted.lower(state, data, root_key, self.temperature, jnp.asarray(diagnose))
+    return self.jitted.lower(state, data, root_key, *self._args(diagnose))
 
 
 def enable_compilation_cache(directory: str | None = None) -> None:

@@ -77,8 +77,8 @@ def sliced_wasserstein(h, prior, projection) -> jax.Array:
   # In h's precision (float64 stays float64: the draws are float32 samples).
   h = numerics.as_compute(h)
   projection = jnp.asarray(projection, h.dtype)
-  hw = jnp.sort(h @ projection, axis=0)
-  pw = jnp.sort(jnp.asarray(prior, h.dtype) @ projection, axis=0)
+  hw = numerics.sort_columns(h @ projection)
+  pw = numerics.sort_columns(jnp.asarray(prior, h.dtype) @ projection)
   return jnp.mean(jnp.square(pw - hw))
 
 
