@@ -75,6 +75,20 @@ def load(path: str) -> Run:
   return Run(path, config, results, logs.read_metrics(path))
 
 
+def _checkpoints(run: Run) -> str:
+  """The directory of the checkpoints holding `run`'s model (its population's, for a
+  population member)."""
+  if run.results.get("population_member") is not None:
+    return os.path.join(run.results["population_workdir"], "checkpoints")
+  return os.path.join(run.path, "checkpoints")
+
+
+def has_model(run: Run) -> bool:
+  """Whether `run`'s trained model can be rebuilt: its checkpoints are there (a run
+  committed under results/ keeps only its small files)."""
+  return paths.is_dir(_checkpoints(run))
+
+
 def test_features(run: Run, *, max_examples: int | None = None):
   """Encoder features, projections and labels of the run's test images, from its
   latest checkpoint (eval-mode BatchNorm, clean images).
@@ -82,17 +96,16 @@ def test_features(run: Run, *, max_examples: int | None = None):
   Returns:
     (features [N, F], projections [N, D], labels [N]) as NumPy arrays.
   """
-  built = build.build_run(run.config)
-  state = built.state
-  directory = os.path.join(run.path, "checkpoints")
-  member = run.results.get("population_member")
-  if member is not None:
-    directory = os.path.join(run.results["population_workdir"], "checkpoints")
-    state = population.stack_population(state, run.results["population_size"])
+  directory = _checkpoints(run)
   if not paths.is_dir(directory):
     raise FileNotFoundError(
       f"No checkpoints in {directory}: cannot rebuild the model of {run.path}."
     )
+  built = build.build_run(run.config)
+  state = built.state
+  member = run.results.get("population_member")
+  if member is not None:
+    state = population.stack_population(state, run.results["population_size"])
   ckpt = checkpoint.Checkpointer(directory, every=1, keep=1)
   try:
     state = ckpt.restore_latest(state)

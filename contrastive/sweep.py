@@ -116,6 +116,14 @@ def read(workdir: str) -> tuple[object, list[dict]]:
   return config_lib.from_saved(config), entries
 
 
+def refresh(workdir: str) -> tuple[object, list[dict]]:
+  """Rewrites WORKDIR/sweep.json from its runs' results.json (the runs' own files are
+  the record; sweep.json is their summary) and returns (config, entries) as `read`."""
+  config, _ = read(workdir)
+  entries = _write_summary(workdir, config, expand(config))
+  return config, entries
+
+
 def _run_dir(workdir, group) -> str:
   """The directory whose lock a group's training holds: its run's, or its population's."""
   if len(group) > 1:

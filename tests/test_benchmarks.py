@@ -27,7 +27,9 @@ def test_losses_benchmark_runs_and_reports_every_implementation(tmp_path):
   rows = _run("benchmarks/losses.py", tmp_path / "o.json", "--sizes", "64", "--repeats", "5")[
     "rows"
   ]
-  assert {(r["loss"], r["2N"]) for r in rows} == {("nt_xent", 64), ("hard_contrastive", 64)}
+  assert {(r["loss"], r["2N"]) for r in rows} == {
+    ("nt_xent", 64), ("hard_contrastive", 64), ("generalized_swd", 64)
+  }  # fmt: skip
   nt = next(r for r in rows if r["loss"] == "nt_xent")
   assert set(nt["median_ms"]) == {"ours", "plain_jnp", "optax"}
   assert all(v > 0 for v in nt["median_ms"].values())
@@ -51,12 +53,21 @@ def test_stream_benchmark_runs(tmp_path):
   assert out["step_images_per_s"] > 0 and out["jpeg_kib"] > 10
 
 
-def test_train_step_benchmark_runs(tmp_path):
-  row = _run(  # the small ConvN: the script's logic is the encoder's same
-    "benchmarks/train_step.py", tmp_path / "o.json", "--batch", "8", "--repeats", "5",
-    "--encoder", "convn",
+def test_gpu_script_dry_run_runs_its_first_item(tmp_path):
+  # benchmarks/gpu.sh --dry-run, its first item only: the training-step benchmark at a
+  # tiny size (the ConvN; the script's logic is the encoder's same), within the deadline.
+  out = tmp_path / "out"
+  proc = subprocess.run(
+    ["bash", "benchmarks/gpu.sh", "--dry-run", str(out), "300"],
+    cwd=ROOT, capture_output=True, text=True, timeout=600,
+    env={**os.environ, "ITEMS": "train_step", "PYTHON": sys.executable},
   )  # fmt: skip
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  log = (out / "gpu.log").read_text()
+  assert "dry run: 1, items: train_step" in log and "train_step: exit 0" in log, log[-3000:]
+  row = json.loads((out / "train_step.json").read_text())
   assert row["images_per_s"] > 0 and row["step_gflop"] > 0 and row["logged_step_ms"] > 0
+  assert "done, " in log
 
 
 def test_sweep_benchmark_runs(tmp_path):

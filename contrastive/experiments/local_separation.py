@@ -22,6 +22,7 @@ import os
 from matplotlib import pyplot as plt
 
 from contrastive import config as config_lib
+from contrastive import paths as storage
 from contrastive import recipes
 from contrastive import reporting
 from contrastive import saved
@@ -155,11 +156,23 @@ def report(workdir: str, entries: list[dict], config) -> reporting.Report:
     header=["loss", "temperature", *header],
     rows=[(n, t, *p) for n, t, p, _ in rows],
   )
-  if rows:
-    write_embedding_figure(
-      paths["embedding"],
-      [(f"{n} tau={t:g}", os.path.join(workdir, run["name"])) for n, t, _, run in rows],
+  panels = [(f"{n} tau={t:g}", os.path.join(workdir, run["name"])) for n, t, _, run in rows]
+  notes = []
+  if panels and all(saved.has_model(saved.load(d)) for _, d in panels):
+    write_embedding_figure(paths["embedding"], panels)
+  elif panels:  # runs kept without their checkpoints (results/): the figure drawn before
+    del paths["embedding"]
+    notes.append(
+      "The 2-D embeddings need the runs' checkpoints, which are not kept here"
+      + (
+        ": the figure below was drawn when they were."
+        if storage.exists(os.path.join(workdir, "embedding.png"))
+        else "; no figure."
+      )  # fmt: skip
     )
+  figures = [("similarity profile", "similarity_profile.png")]
+  if storage.exists(os.path.join(workdir, "embedding.png")):
+    figures.append(("2-D test embeddings", "embedding.png"))
   return reporting.write_report(
     workdir,
     "local_separation",
@@ -176,10 +189,8 @@ def report(workdir: str, entries: list[dict], config) -> reporting.Report:
       [[n, f"{t:g}", *(f"{v:.3f}" for v in p), f"{p[0] - p[1]:.3f}"] for n, t, p, _ in rows],
     ),
     claims=claims(entries),
-    figures=[
-      ("similarity profile", "similarity_profile.png"),
-      ("2-D test embeddings", "embedding.png"),
-    ],
+    notes=notes,
+    figures=figures,
     paths=paths,
     seeds=reporting.seed_count(reporting.replicas(entries)),
     entries=entries,
