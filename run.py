@@ -92,6 +92,13 @@ def main(argv):
     jobs.run(config, _WORKDIR.value)
   except jobs.USER_ERRORS as e:
     _fail(str(e))
+  except KeyboardInterrupt:  # Ctrl-C outside training's steps, or twice within them
+    print(
+      f"interrupted: the checkpoints and results already in {_WORKDIR.value} are intact; "
+      "rerun the same command to resume.",
+      file=sys.stderr,
+    )
+    sys.exit(130)
   except OSError as e:  # a log or result the storage refused: a full disk, a quota
     reason = checkpoint.storage_failure(e)
     if reason is None:

@@ -216,18 +216,31 @@ class Checkpointer:
 
 
 class StopRequest:
-  """Turns SIGTERM (a preemptible TPU's notice) into a flag the loop checks each step."""
+  """Turns SIGTERM (a preemptible TPU's notice) and SIGINT (Ctrl-C) into a flag the
+  loop checks each step, so either saves a checkpoint and stops. A second Ctrl-C
+  before then interrupts at once (KeyboardInterrupt), as a user pressing it twice
+  means; the checkpoints saved before stay."""
+
+  SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
   def __init__(self):
     self.requested = False
-    self._previous = signal.signal(signal.SIGTERM, self._handle)
+    self.signal = None  # the name of the signal that asked, once one has
+    self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
 
   def _handle(self, signum, frame):
-    del signum, frame
+    del frame
+    if self.requested and signum == signal.SIGINT:
+      self.restore()
+      raise KeyboardInterrupt
     self.requested = True
+    self.signal = signal.Signals(signum).name
+    if signum == signal.SIGINT:
+      print("\nCtrl-C: saving a checkpoint after this step (Ctrl-C again to quit now)", flush=True)
 
   def restore(self) -> None:
-    signal.signal(signal.SIGTERM, self._previous)
+    for s, previous in self._previous.items():
+      signal.signal(s, previous)
 
 
 def read_latest(directory: str):

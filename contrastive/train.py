@@ -37,11 +37,13 @@ class NonFiniteLossError(FloatingPointError):
 
 
 class Preempted(SystemExit):
-  """SIGTERM arrived; a checkpoint was saved and the run stopped cleanly (exit 0)."""
+  """SIGTERM or SIGINT arrived; a checkpoint was saved and the run stopped cleanly: exit
+  0 after SIGTERM (a preemption, which the scheduler reruns), 130 after Ctrl-C (the
+  shell's code for it, so a script running several commands stops too)."""
 
-  def __init__(self, message: str):
+  def __init__(self, message: str, code: int = 0):
     print(message)
-    super().__init__(0)
+    super().__init__(code)
 
 
 def check_finite(step, step_metrics):
@@ -195,8 +197,9 @@ def train_loop(config, workdir, run: build.Run, state, step_fn, metric_dirs, tim
           w.flush()
       if stop.requested and done < num_steps:
         raise Preempted(
-          f"SIGTERM received: saved a checkpoint at step {done} in "
-          f"{workdir}/checkpoints; rerun the same command to resume."
+          f"{stop.signal} received: saved a checkpoint at step {done} in "
+          f"{workdir}/checkpoints; rerun the same command to resume.",
+          130 if stop.signal == "SIGINT" else 0,
         )
     log.flush()
     if num_steps == start:  # resumed after the last step: read back the last loss

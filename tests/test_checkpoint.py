@@ -198,3 +198,25 @@ def test_a_full_disk_stops_with_one_line_and_keeps_the_last_good_checkpoint(tmp_
   again.close()
   assert checkpoint.storage_failure(OSError(errno.EDQUOT, "quota")) == os.strerror(errno.EDQUOT)
   assert checkpoint.storage_failure(ValueError("shapes differ")) is None
+
+
+def test_ctrl_c_asks_the_loop_to_save_and_stop_and_twice_interrupts(capsys):
+  # SIGINT is handled as SIGTERM is (the loop saves a checkpoint and stops); a second
+  # Ctrl-C interrupts at once, and the handlers before are restored.
+  before = signal.getsignal(signal.SIGINT)
+  stop = checkpoint.StopRequest()
+  try:
+    assert not stop.requested
+    os.kill(os.getpid(), signal.SIGINT)
+    assert stop.requested and stop.signal == "SIGINT"
+    assert "Ctrl-C: saving a checkpoint after this step" in capsys.readouterr().out
+    with pytest.raises(KeyboardInterrupt):
+      os.kill(os.getpid(), signal.SIGINT)
+    assert signal.getsignal(signal.SIGINT) is before
+  finally:
+    stop.restore()
+  stop = checkpoint.StopRequest()
+  os.kill(os.getpid(), signal.SIGTERM)
+  stop.restore()
+  assert stop.requested and stop.signal == "SIGTERM"
+  assert signal.getsignal(signal.SIGINT) is before
