@@ -13,6 +13,7 @@ from jax.experimental import multihost_utils
 import ml_collections
 import optax
 
+from contrastive import checks
 from contrastive import models
 from contrastive import optim
 from contrastive import step as step_lib
@@ -95,6 +96,7 @@ def build_run(config) -> Run:
   """Everything `config`'s run needs before its first step, on a mesh of all devices."""
   mesh = make_mesh()
   data = datasets.prepare(config.data, mesh=mesh)
+  checks.check_data(config, data)
   per_epoch = None
   if isinstance(data.train, streaming.StreamData):
     per_epoch = data.train.steps_per_epoch(config.data.batch_size)

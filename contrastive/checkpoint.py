@@ -13,6 +13,7 @@ bucket (`gs://`, through `contrastive.paths`), where Orbax writes each checkpoin
 place and marks it complete last; an unmarked one is ignored and later cleaned up.
 """
 
+import contextlib
 import datetime
 import errno
 import fcntl
@@ -321,18 +322,28 @@ class WorkdirLock:
       self._take_lease(workdir)
       return
     path = os.path.join(workdir, ".lock")
-    try:
-      os.makedirs(workdir, exist_ok=True)
-      handle = open(path, "a+")  # noqa: SIM115 - held until release()
-    except OSError as error:
-      raise _unwritable(workdir, error) from None
-    try:
-      fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-      handle.seek(0)
-      holder = handle.read().strip() or "another process"
+    while True:
+      try:
+        os.makedirs(workdir, exist_ok=True)
+        handle = open(path, "a+")  # noqa: SIM115 - held until release()
+      except OSError as error:
+        raise _unwritable(workdir, error) from None
+      try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+      except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise _busy(workdir, holder) from None
+      # The holder before removes .lock as it releases it: a lock taken on the file it
+      # removed is no lock, so take the one now at the path.
+      try:
+        if os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino:
+          break
+      except FileNotFoundError:
+        pass
       handle.close()
-      raise _busy(workdir, holder) from None
+    self._path = path
     handle.seek(0)
     handle.truncate()
     handle.write(self._holder + "\n")
@@ -380,7 +391,11 @@ class WorkdirLock:
         )
 
   def release(self) -> None:
+    """Releases the lock; on a disk WORKDIR/.lock goes too (removed while still held, so
+    no process can take the removed file's lock and think it holds the workdir)."""
     if self._file is not None:
+      with contextlib.suppress(FileNotFoundError):
+        os.unlink(self._path)
       fcntl.flock(self._file, fcntl.LOCK_UN)
       self._file.close()
       self._file = None

@@ -6,6 +6,8 @@ loss's layout, tiled form and own keys (`objective.check`, from its `LossSpec`),
 temperature keys (`temperature.check`).
 """
 
+import sys
+
 import jax
 
 from contrastive import config as config_lib
@@ -170,3 +172,23 @@ def check(config) -> None:
     raise config_lib.ConfigError(
       f"loss.bank_momentum must be in [0, 1), got {config.loss.bank_momentum}."
     )
+
+
+def check_data(config, data) -> None:
+  """Checks `config` against its prepared data (`datasets.RunData`), before anything
+  is written: ConfigError where the data cannot give what it asks, and a one-line
+  warning on stderr where a value is legal but surely not meant."""
+  n, name = data.train.num_examples, config.data.name
+  batch = config.data.batch_size
+  if batch > n:
+    raise config_lib.ConfigError(
+      f"data.batch_size={batch} is more than {name}'s {n:,} training examples; a batch "
+      "must fit in one epoch."
+    )
+  if config.eval.knn_k > n:
+    _warn(f"eval.knn_k={config.eval.knn_k} is more than {name}'s {n:,} training examples: "
+          "the kNN votes over all of them.")  # fmt: skip
+
+
+def _warn(message: str) -> None:
+  print(f"warning: {message}", file=sys.stderr)

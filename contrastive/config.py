@@ -16,6 +16,7 @@ import importlib.util
 import inspect
 import itertools
 import os
+import sys
 
 import ml_collections
 from ml_collections import config_dict
@@ -378,6 +379,10 @@ def experiment(arg: str | None, *, scales: dict, runs, report: str, own=()):
     raise ConfigError(f"Unknown scale {scale!r}; valid: {', '.join(scales)}.")
   if not seeds.isdigit() or int(seeds) < 1:
     raise ConfigError(f"seeds={seeds}: expected a whole number of seeds >= 1.")
+  for key, value in rest:
+    if key == "seed":  # legal (every run's first seed), but seeds=N is what studies take
+      print(f"warning: seed={value} sets the seed every run starts from; seeds={value} "
+            f"would repeat each run with {value} seeds.", file=sys.stderr)  # fmt: skip
   c = apply(scales[scale](), rest)
   grid_runs = tuple(runs(**mine) if callable(runs) else runs)
   c.sweep.runs = tuple(

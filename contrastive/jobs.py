@@ -8,12 +8,15 @@ Every config is checked before anything is written; the errors a user fixes
 (`USER_ERRORS`) carry a one-line message.
 """
 
+import json
+
 import jax
 
 from contrastive import checkpoint
 from contrastive import checks
 from contrastive import config as config_lib
 from contrastive import experiments
+from contrastive import paths
 from contrastive import sweep
 from contrastive import train
 from contrastive.data import sources
@@ -73,6 +76,12 @@ def train_job(config, workdir: str) -> None:
   """One run, or the sweep of `config.sweep.runs` and its study's report."""
   if not config.sweep.runs:
     checks.check(config)
+    path = paths.path(workdir, "results.json")
+    if path.exists():  # as a sweep skips its finished runs
+      print(f"{workdir} holds a finished run; its results (delete results.json to evaluate "
+            "again, or pass a new --workdir to train anew):")  # fmt: skip
+      print_results(json.loads(path.read_text()), str(path))
+      return
     print_results(train.train_and_evaluate(config, workdir), f"{workdir}/results.json")
     return
   study = _study(config.sweep.report) if config.sweep.report else None

@@ -140,6 +140,11 @@ class Progress:
     self.stream.write(("\r" + line) if self.tty else (line + "\n"))
     self.stream.flush()
 
+  def restart(self, step: int) -> None:
+    """Times the rate (and so the ETA) from `step`, now: after the first step, whose
+    compilation would otherwise make the first ETAs many times too long."""
+    self.start, self.t0 = step, time.perf_counter()
+
   def close(self) -> None:
     if self.enabled and self.tty:
       self.stream.write("\n")

@@ -161,7 +161,7 @@ def gradient_norms(setup: Setup, loss_cfg, state: TrainState, data, root_key, st
   and keys); one compiled program for all of them."""
 
   @jax.jit
-  def norm(state, data, step, seed):
+  def norm(state, data, step, seed, root_key):
     views = batch(data, root_key, step, setup, seed)
     key = jax.random.fold_in(jax.random.fold_in(root_key, 2), step)
 
@@ -172,8 +172,9 @@ def gradient_norms(setup: Setup, loss_cfg, state: TrainState, data, root_key, st
 
     return optax.tree.norm(jax.grad(loss_fn)(state.params))
 
-  seed = jnp.asarray(setup.data_seed, jnp.int32)  # an argument: seeds share the program
-  return [float(norm(state, data, jnp.asarray(s, jnp.int32), seed)) for s in steps]
+  # The seeds are arguments, not constants: a study's seeds share the program.
+  seed = jnp.asarray(setup.data_seed, jnp.int32)
+  return [float(norm(state, data, jnp.asarray(s, jnp.int32), seed, root_key)) for s in steps]
 
 
 def update(state: TrainState, views: dict, root_key, setup: Setup, temperature=None,

@@ -180,6 +180,7 @@ def train_loop(config, workdir, run: build.Run, state, step_fn, metric_dirs, tim
       if step == start:
         jax.block_until_ready(step_metrics["loss"])
         times["first_step"] = round(time.perf_counter() - t_loop, 1)
+        progress.restart(done)  # the ETA from the steps' rate, not the compilation's
       if monitored:  # the kNN monitor, in this step's row, written now; not timed as steps
         log.flush()
         jax.block_until_ready(step_metrics)

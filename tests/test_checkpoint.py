@@ -142,6 +142,7 @@ def test_a_second_process_on_a_workdir_stops_naming_the_first(tmp_path):
     assert f"is in use by pid {os.getpid()} on " in second.stderr.strip().splitlines()[-1]
   finally:
     lock.release()
+  assert not (tmp_path / ".lock").exists()  # a released lock leaves nothing behind
   assert _lock_in_subprocess(tmp_path).returncode == 0  # released: free again
 
 

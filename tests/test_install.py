@@ -147,6 +147,18 @@ def test_installed_copy_imports_and_writes_every_report(tmp_path, sweep_dirs):
   for name, report in out["reports"].items():
     assert report["complete"] and report["claims"] >= 1, (name, report)
     assert os.path.getsize(report["report"]) > 0
+  # The installed copy has the command line: `contrastive-run` takes a config file from
+  # anywhere (here the checkout's) and checks it before anything is written.
+  proc = subprocess.run(
+    [str(site / "bin" / "contrastive-run"), f"--config={ROOT}/configs/relative_penalty.py",
+     f"--workdir={tmp_path / 'fig3'}", "--config.num_pionts=51"],
+    cwd=outside, env=env, capture_output=True, text=True, timeout=300,
+  )  # fmt: skip
+  assert proc.returncode == 2, proc.stderr[-3000:]
+  assert proc.stderr.strip().splitlines() == [
+    "error: No config key 'num_pionts'; did you mean 'num_points'?"
+  ]
+  assert not (tmp_path / "fig3").exists()
 
 
 def _imports(path: str) -> set[str]:

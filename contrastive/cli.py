@@ -1,0 +1,117 @@
+"""The command line: `python run.py --config=configs/NAME.py[:ARGS] --workdir=DIR
+[--config.KEY=V]`, or from an installed copy `contrastive-run ...` (or `python -m
+contrastive ...`), with a config file from a checkout or your own.
+
+Parses flags, loads the config and hands it to the library (`contrastive.jobs`);
+nothing else lives here. A mistake on the command line (an unknown flag or config
+key, a bad value, a missing config file) prints one line and exits 2, before
+anything is written. Library INFO logging stays off unless --verbosity asks for it.
+"""
+
+import sys
+
+from absl import app
+from absl import flags
+from absl import logging as absl_logging
+
+from contrastive import build
+from contrastive import checkpoint
+from contrastive import config as config_lib
+from contrastive import jobs
+from contrastive import step as step_lib
+
+_CONFIG = flags.DEFINE_string(
+  "config",
+  None,
+  "configs/NAME.py[:ARGUMENTS]; override any key with --config.KEY=VALUE (e.g. "
+  "--config.loss.temperature=0.5).",
+)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for all outputs.")
+_DISTRIBUTED = flags.DEFINE_bool(
+  "distributed",
+  False,
+  "Call jax.distributed.initialize() first (several hosts; on Cloud TPU it finds its peers).",
+)
+_COORDINATOR = flags.DEFINE_string(
+  "coordinator_address", None, "host:port of process 0, where not auto-detected."
+)
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Processes, if not auto-detected.")
+_PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index, if not detected.")
+_COMPILATION_CACHE = flags.DEFINE_string(
+  "compilation_cache",
+  "",
+  "Directory of JAX's persistent compilation cache, so resumed runs and a sweep's "
+  "runs reuse compiled programs (default: $CONTRASTIVE_CACHE/jax, else "
+  "~/.cache/contrastive/jax); 'off' compiles every program afresh.",
+)
+
+_OVERRIDE = "--config."
+_overrides: list[tuple[str, str]] = []
+
+
+def _fail(message: str):
+  print(f"error: {message}", file=sys.stderr)
+  sys.exit(2)
+
+
+def _parse_flags(argv):
+  """absl's flags, with --config.KEY=VALUE overrides set aside for `config.apply`."""
+  rest = [argv[0]]
+  for arg in argv[1:]:
+    if arg.startswith(_OVERRIDE):
+      key, sep, value = arg[len(_OVERRIDE) :].partition("=")
+      if not sep:
+        _fail(f"{arg}: write config overrides as --config.KEY=VALUE.")
+      _overrides.append((key, value))
+    else:
+      rest.append(arg)
+  try:
+    args = flags.FLAGS(rest)
+  except flags.Error as e:
+    _fail(f"{e}; see --helpfull.")
+  missing = [f"--{name}" for name in ("config", "workdir") if flags.FLAGS[name].value is None]
+  if missing:
+    _fail(f"{' and '.join(missing)} required: python run.py --config=configs/NAME.py --workdir=DIR")
+  return args
+
+
+def main(argv):
+  if len(argv) > 1:
+    _fail(f"unexpected arguments: {' '.join(argv[1:])}")
+  if not flags.FLAGS["verbosity"].present:
+    # Libraries' INFO logging (Orbax's at every checkpoint, absl's, TensorFlow's) is
+    # off by default; warnings and errors pass. --verbosity=0 or 1 brings it back.
+    absl_logging.set_verbosity(absl_logging.WARNING)
+  try:
+    config = config_lib.load_file(_CONFIG.value, _overrides)
+  except config_lib.ConfigError as e:
+    _fail(str(e))
+  if _DISTRIBUTED.value:
+    build.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+  if _COMPILATION_CACHE.value != "off":
+    step_lib.enable_compilation_cache(_COMPILATION_CACHE.value or None)
+  try:
+    jobs.run(config, _WORKDIR.value)
+  except jobs.USER_ERRORS as e:
+    _fail(str(e))
+  except KeyboardInterrupt:  # Ctrl-C outside training's steps, or twice within them
+    print(
+      f"interrupted: the checkpoints and results already in {_WORKDIR.value} are intact; "
+      "rerun the same command to resume.",
+      file=sys.stderr,
+    )
+    sys.exit(130)
+  except OSError as e:  # a log or result the storage refused: a full disk, a quota
+    reason = checkpoint.storage_failure(e)
+    if reason is None:
+      raise
+    _fail(
+      f"cannot write {e.filename or _WORKDIR.value}: {reason}; the checkpoints already saved "
+      "are intact; free space (or make the workdir writable) and rerun the same command to "
+      "resume."
+    )
+
+
+def run() -> None:
+  """The command's entry point (run.py, `contrastive-run`, `python -m contrastive`)."""
+  app.run(main, flags_parser=_parse_flags)
