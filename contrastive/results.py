@@ -180,6 +180,8 @@ def _quickstart(root: str, root_name: str) -> list[str]:
   ]
   lines += [f"| {label} | {r[key]:.4f} |" if isinstance(r[key], float) and key != "wall_time_s"
             else f"| {label} | {r[key]} |" for key, label in shown if key in r]  # fmt: skip
+  canonical = json.dumps(r, sort_keys=True).encode()
+  lines += ["", f"Its results digest: `{hashlib.sha256(canonical).hexdigest()[:16]}`."]
   return lines + [""]
 
 
