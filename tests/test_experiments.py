@@ -149,6 +149,7 @@ def test_local_separation_claims(tmp_path, monkeypatch):
   # (test_features itself is exercised by test_notebooks, test_sweep and test_install).
   loaded = []
   monkeypatch.setattr(saved, "load", lambda path: loaded.append(path) or path)
+  monkeypatch.setattr(saved, "has_model", lambda run: True)
   rng = np.random.default_rng(0)
   monkeypatch.setattr(
     saved,

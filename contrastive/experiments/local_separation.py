@@ -92,7 +92,7 @@ def claims(entries) -> list[reporting.Claim] | None:
   return found or None
 
 
-def write_embedding_figure(path: str, run_dirs, *, max_examples: int = 1000) -> str:
+def write_embedding_figure(path: str, runs, *, max_examples: int = 1000) -> str:
   """A 2-D embedding of each run's test features, coloured by label: one panel per run.
 
   Each run's model is rebuilt from its checkpoint (`saved.test_features`); the
@@ -102,16 +102,16 @@ def write_embedding_figure(path: str, run_dirs, *, max_examples: int = 1000) -> 
 
   Args:
     path: the PNG to write.
-    run_dirs: (title, run directory) pairs.
+    runs: (title, `saved.Run`) pairs, each with its checkpoints (`saved.has_model`).
     max_examples: test images per panel.
   """
-  run_dirs = list(run_dirs)
-  cols = min(len(run_dirs), 4)
-  rows = -(-len(run_dirs) // cols)
+  runs = list(runs)
+  cols = min(len(runs), 4)
+  rows = -(-len(runs) // cols)
   fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 3 * rows), squeeze=False)
   table = []
-  for ax, (title, run_dir) in zip(axes.flat, run_dirs, strict=False):
-    feats, _, labels = saved.test_features(saved.load(run_dir), max_examples=max_examples)
+  for ax, (title, run) in zip(axes.flat, runs, strict=False):
+    feats, _, labels = saved.test_features(run, max_examples=max_examples)
     xy = saved.pca_2d(feats)
     ax.scatter(xy[:, 0], xy[:, 1], c=labels, cmap="tab10", s=2, vmin=0, vmax=9)
     ax.set_title(title, fontsize=8)
@@ -121,7 +121,7 @@ def write_embedding_figure(path: str, run_dirs, *, max_examples: int = 1000) -> 
       (title, i, int(y), float(a), float(b))
       for i, (y, (a, b)) in enumerate(zip(labels, xy, strict=True))
     ]
-  for ax in list(axes.flat)[len(run_dirs) :]:
+  for ax in list(axes.flat)[len(runs) :]:
     ax.axis("off")
   fig.suptitle("test features, first two principal components, coloured by label", fontsize=9)
   return reporting.save_figure(
@@ -156,9 +156,10 @@ def report(workdir: str, entries: list[dict], config) -> reporting.Report:
     header=["loss", "temperature", *header],
     rows=[(n, t, *p) for n, t, p, _ in rows],
   )
-  panels = [(f"{n} tau={t:g}", os.path.join(workdir, run["name"])) for n, t, _, run in rows]
+  panels = [(f"{n} tau={t:g}", saved.load(os.path.join(workdir, run["name"])))
+            for n, t, _, run in rows]  # fmt: skip
   notes = []
-  if panels and all(saved.has_model(saved.load(d)) for _, d in panels):
+  if panels and all(saved.has_model(r) for _, r in panels):
     write_embedding_figure(paths["embedding"], panels)
   elif panels:  # runs kept without their checkpoints (results/): the figure drawn before
     del paths["embedding"]
