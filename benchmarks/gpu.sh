@@ -22,9 +22,9 @@
 # back from a lent machine: OUT holds gpu.log and the 7 files named above.
 #
 # --dry-run: tiny sizes (a ConvN or a width-4 ResNet-18, a few steps, one seed, an epoch)
-# on whatever JAX finds, under 10 minutes on 2 CPU cores; it prints what each item would
-# run on a GPU. PYTHON (default python3) is the interpreter; WORK (default OUT/work)
-# holds the runs.
+# on whatever JAX finds, under 10 minutes on 2 CPU cores; it logs what each item would
+# run on a GPU. PYTHON (default python3) is the interpreter; WORK (default
+# /tmp/contrastive-gpu-work, outside OUT so that only the 8 files come back) holds the runs.
 set -u
 dry=0
 if [[ ${1:-} == --dry-run ]]; then
@@ -38,7 +38,7 @@ items=${ITEMS:-train_step augment blockwise_memory blockwise_speed run30 medium}
 cd "$(dirname "$0")/.."
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
-work=${WORK:-$out/work}
+work=${WORK:-/tmp/contrastive-gpu-work}
 mkdir -p "$work"
 log=$out/gpu.log
 export PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCATE=false
@@ -69,9 +69,31 @@ want() { [[ " $items " == *" $1 "* ]]; }
 
 say "start $(date -u +%FT%TZ), deadline ${deadline} s, dry run: $dry, items: $items"
 "$py" -c "import jax; print(jax.devices(), 'jax', jax.__version__)" >>"$log" 2>&1
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader >>"$log" 2>&1
+if command -v nvidia-smi >/dev/null; then
+  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader >>"$log" 2>&1
+fi
 
+# The GPU's sizes; --dry-run replaces them with tiny ones below and logs these.
+gpu_step_args=(--encoder resnet18 --dtype bfloat16 --batch 1024 --repeats 5 --peak_tflops "$peak")
+gpu_peer_args=(--encoder resnet18 --dtype bfloat16 --batch 1024 --width 64 --repeats 5)
+gpu_augment_args=(--batch 512 --repeats 5)
+gpu_memory_cases=block4096:1048576
+gpu_speed_args=(--size 65536 --blocks 4096 --repeats 5)
+gpu_speed_small=(--size 8192 --blocks 4096 --repeats 5)
+gpu_run30_args=(--config=configs/simclr_cifar10.py:dataset=objects --config.model.dtype=bfloat16
+  --config.train.num_epochs=30 --config.train.tensorboard=False)
+gpu_study_arg=scale=medium
 if ((dry)); then
+  {
+    echo "on a GPU this script runs, in this order:"
+    echo "  benchmarks/train_step.py ${gpu_step_args[*]}"
+    echo "  benchmarks/peer_torch.py step ${gpu_peer_args[*]} --ours PYTHON (where PyTorch is installed)"
+    echo "  benchmarks/augment.py ${gpu_augment_args[*]}"
+    echo "  benchmarks/blockwise.py memory --cases $gpu_memory_cases"
+    echo "  benchmarks/blockwise.py speed ${gpu_speed_args[*]}; then ${gpu_speed_small[*]}"
+    echo "  run.py ${gpu_run30_args[*]}"
+    echo "  run.py --config=configs/experiments/STUDY.py:$gpu_study_arg for each study, from results/medium/"
+  } | tee -a "$log"
   step_args=(--encoder convn --batch 8 --repeats 5)
   peer_args=(--encoder convn --batch 4 --width 4 --repeats 5 --steps 1)
   augment_args=(--batch 4 --width 4 --repeats 5 --setting 32x32)
@@ -82,15 +104,14 @@ if ((dry)); then
     --config.eval.linear_epochs=1 --config.eval.monitor_every=0)
   study_arg=scale=small,epochs=1
 else
-  step_args=(--encoder resnet18 --dtype bfloat16 --batch 1024 --repeats 5 --peak_tflops "$peak")
-  peer_args=(--encoder resnet18 --dtype bfloat16 --batch 1024 --width 64 --repeats 5)
-  augment_args=(--batch 512 --repeats 5)
-  memory_cases=block4096:1048576
-  speed_args=(--size 65536 --blocks 4096 --repeats 5)
-  speed_small=(--size 8192 --blocks 4096 --repeats 5)
-  run30_args=(--config=configs/simclr_cifar10.py:dataset=objects --config.model.dtype=bfloat16
-    --config.train.num_epochs=30 --config.train.tensorboard=False)
-  study_arg=scale=medium
+  step_args=("${gpu_step_args[@]}")
+  peer_args=("${gpu_peer_args[@]}")
+  augment_args=("${gpu_augment_args[@]}")
+  memory_cases=$gpu_memory_cases
+  speed_args=("${gpu_speed_args[@]}")
+  speed_small=("${gpu_speed_small[@]}")
+  run30_args=("${gpu_run30_args[@]}")
+  study_arg=$gpu_study_arg
 fi
 
 if want train_step; then
