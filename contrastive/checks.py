@@ -6,8 +6,6 @@ loss's layout, tiled form and own keys (`objective.check`, from its `LossSpec`),
 temperature keys (`temperature.check`).
 """
 
-import sys
-
 import jax
 
 from contrastive import config as config_lib
@@ -186,9 +184,7 @@ def check_data(config, data) -> None:
       "must fit in one epoch."
     )
   if config.eval.knn_k > n:
-    _warn(f"eval.knn_k={config.eval.knn_k} is more than {name}'s {n:,} training examples: "
-          "the kNN votes over all of them.")  # fmt: skip
-
-
-def _warn(message: str) -> None:
-  print(f"warning: {message}", file=sys.stderr)
+    config_lib.warn(
+      f"eval.knn_k={config.eval.knn_k} is more than {name}'s {n:,} training examples: the "
+      "kNN votes over all of them."
+    )

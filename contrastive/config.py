@@ -348,6 +348,11 @@ def with_overrides(config, overrides: str) -> ml_collections.ConfigDict:
 # Experiments: a paper study's config at a scale.
 
 
+def warn(message: str) -> None:
+  """A value that is legal but surely not meant: one line on stderr, and the run goes on."""
+  print(f"warning: {message}", file=sys.stderr)
+
+
 def experiment(arg: str | None, *, scales: dict, runs, report: str, own=()):
   """A paper study's config: the sweep of `runs` at a scale, with its report.
 
@@ -381,8 +386,8 @@ def experiment(arg: str | None, *, scales: dict, runs, report: str, own=()):
     raise ConfigError(f"seeds={seeds}: expected a whole number of seeds >= 1.")
   for key, value in rest:
     if key == "seed":  # legal (every run's first seed), but seeds=N is what studies take
-      print(f"warning: seed={value} sets the seed every run starts from; seeds={value} "
-            f"would repeat each run with {value} seeds.", file=sys.stderr)  # fmt: skip
+      warn(f"seed={value} sets the seed every run starts from; seeds={value} would repeat "
+           f"each run with {value} seeds.")  # fmt: skip
   c = apply(scales[scale](), rest)
   grid_runs = tuple(runs(**mine) if callable(runs) else runs)
   c.sweep.runs = tuple(

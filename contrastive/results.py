@@ -98,27 +98,38 @@ def regenerate(scale: str, name: str, directory: str) -> Study:
   return Study(scale, name, study, directory, report, entries, len(sweep.expand(config)))
 
 
-def digest(study: Study) -> str:
-  """SHA-256 over the study's runs' results.json, each read as JSON (key order and
-  whitespace do not count), in run order: the first 16 hex digits."""
+def _digest(named) -> str:
+  """SHA-256 over (name, results dict) pairs, each dict as sorted-key JSON (key order
+  and whitespace do not count), in order: the first 16 hex digits."""
   h = hashlib.sha256()
-  for entry in study.entries:
-    path = os.path.join(study.directory, entry["name"], "results.json")
-    data = json.loads(storage.read_text(path))
-    h.update(entry["name"].encode() + b"\0")
+  for name, data in named:
+    h.update(name.encode() + b"\0")
     h.update(json.dumps(data, sort_keys=True).encode() + b"\0")
   return h.hexdigest()[:16]
 
 
-def _provenance(study: Study) -> str:
-  """One line: code versions, devices and dates of the study's runs."""
-  segments = [s for e in study.entries for s in e["results"].get("provenance", [])]
+def digest(study: Study) -> str:
+  """The digest of the study's runs' results.json files as they are on disk (their
+  configs included), in run order."""
+  return _digest(
+    (e["name"], json.loads(storage.read_text(os.path.join(study.directory, e["name"],
+                                                          "results.json"))))
+    for e in study.entries
+  )  # fmt: skip
+
+
+def _provenance(segments) -> str:
+  """One line: the code versions, devices and dates of these provenance segments."""
   if not segments:
     return "no provenance recorded"
   versions = sorted({provenance.describe(s) for s in segments})
   dates = sorted(s["started"][:10] for s in segments)
   span = dates[0] if dates[0] == dates[-1] else f"{dates[0]} to {dates[-1]}"
   return f"{'; '.join(versions)}; run {span}"
+
+
+def _segments(study: Study) -> list[dict]:
+  return [s for e in study.entries for s in e["results"].get("provenance", [])]
 
 
 def _inline(study: Study, root_name: str) -> list[str]:
@@ -173,23 +184,16 @@ def _quickstart(root: str, root_name: str) -> list[str]:
     ("wall_time_s", "wall time of the run, s"),
   )
   lines += [
-    f"`python run.py --config=configs/quickstart.py --workdir=...` ({_provenance_of(r)}):",
+    "`python run.py --config=configs/quickstart.py --workdir=...` "
+    f"({_provenance(r.get('provenance', []))}):",
     "",
     "| figure | value |",
     "|---|---|",
   ]
   lines += [f"| {label} | {r[key]:.4f} |" if isinstance(r[key], float) and key != "wall_time_s"
             else f"| {label} | {r[key]} |" for key, label in shown if key in r]  # fmt: skip
-  canonical = json.dumps(r, sort_keys=True).encode()
-  lines += ["", f"Its results digest: `{hashlib.sha256(canonical).hexdigest()[:16]}`."]
+  lines += ["", f"Its results digest: `{_digest([('quickstart', r)])}`."]
   return lines + [""]
-
-
-def _provenance_of(results: dict) -> str:
-  segments = results.get("provenance", [])
-  if not segments:
-    return "no provenance recorded"
-  return "; ".join(f"{provenance.describe(s)}, {s['started'][:10]}" for s in segments)
 
 
 def render(root: str, root_name: str = "results") -> tuple[str, list[Study]]:
@@ -229,7 +233,7 @@ def render(root: str, root_name: str = "results") -> tuple[str, list[Study]]:
       lines += [
         "",
         f"Runs: {len(study.entries)} of {study.declared} declared, in "
-        f"`{root_name}/{scale}/{study.name}/`; {_provenance(study)}; results digest "
+        f"`{root_name}/{scale}/{study.name}/`; {_provenance(_segments(study))}; results digest "
         f"`{digest(study)}`.",
         "",
       ]

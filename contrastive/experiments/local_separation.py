@@ -158,21 +158,19 @@ def report(workdir: str, entries: list[dict], config) -> reporting.Report:
   )
   panels = [(f"{n} tau={t:g}", saved.load(os.path.join(workdir, run["name"])))
             for n, t, _, run in rows]  # fmt: skip
-  notes = []
-  if panels and all(saved.has_model(r) for _, r in panels):
+  rebuildable = all(saved.has_model(r) for _, r in panels)
+  if panels and rebuildable:
     write_embedding_figure(paths["embedding"], panels)
-  elif panels:  # runs kept without their checkpoints (results/): the figure drawn before
+  drawn = storage.exists(paths["embedding"])
+  notes = []
+  if not rebuildable:  # runs kept without their checkpoints (results/): not redrawn
     del paths["embedding"]
     notes.append(
       "The 2-D embeddings need the runs' checkpoints, which are not kept here"
-      + (
-        ": the figure below was drawn when they were."
-        if storage.exists(os.path.join(workdir, "embedding.png"))
-        else "; no figure."
-      )  # fmt: skip
+      + (": the figure below was drawn when they were." if drawn else "; no figure.")
     )
   figures = [("similarity profile", "similarity_profile.png")]
-  if storage.exists(os.path.join(workdir, "embedding.png")):
+  if drawn:
     figures.append(("2-D test embeddings", "embedding.png"))
   return reporting.write_report(
     workdir,
