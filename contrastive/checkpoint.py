@@ -23,7 +23,6 @@ import re
 import shutil
 import signal
 import socket
-import sys
 import threading
 import time
 
@@ -31,6 +30,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
+from contrastive import logs
 from contrastive import paths
 
 
@@ -168,10 +168,9 @@ class Checkpointer:
     if jax.process_index() == 0:
       paths.path(path).rename(aside)
     reason = error if isinstance(error, str) else _first_line(error)
-    print(
-      f"warning: checkpoint {path} is incomplete or corrupt ({reason}); set aside as "
-      f"{aside}, resuming from an older one.",
-      file=sys.stderr,
+    logs.warn(
+      f"checkpoint {path} is incomplete or corrupt ({reason}); set aside as {aside}, "
+      "resuming from an older one."
     )
     self._manager.reload()
 
@@ -386,9 +385,7 @@ class WorkdirLock:
       try:
         self._renew(self._lease)
       except Exception as error:  # noqa: BLE001 - keep training; say it once per failure
-        print(
-          f"warning: could not renew the lease {self._lease}: {_first_line(error)}", file=sys.stderr
-        )
+        logs.warn(f"could not renew the lease {self._lease}: {_first_line(error)}")
 
   def release(self) -> None:
     """Releases the lock; on a disk WORKDIR/.lock goes too (removed while still held, so

@@ -9,6 +9,7 @@ temperature keys (`temperature.check`).
 import jax
 
 from contrastive import config as config_lib
+from contrastive import logs
 from contrastive import models
 from contrastive import objective
 from contrastive import optim
@@ -184,7 +185,7 @@ def check_data(config, data) -> None:
       "must fit in one epoch."
     )
   if config.eval.knn_k > n:
-    config_lib.warn(
+    logs.warn(
       f"eval.knn_k={config.eval.knn_k} is more than {name}'s {n:,} training examples: the "
       "kNN votes over all of them."
     )

@@ -16,10 +16,11 @@ import importlib.util
 import inspect
 import itertools
 import os
-import sys
 
 import ml_collections
 from ml_collections import config_dict
+
+from contrastive import logs
 
 
 class ConfigError(ValueError):
@@ -348,11 +349,6 @@ def with_overrides(config, overrides: str) -> ml_collections.ConfigDict:
 # Experiments: a paper study's config at a scale.
 
 
-def warn(message: str) -> None:
-  """A value that is legal but surely not meant: one line on stderr, and the run goes on."""
-  print(f"warning: {message}", file=sys.stderr)
-
-
 def experiment(arg: str | None, *, scales: dict, runs, report: str, own=()):
   """A paper study's config: the sweep of `runs` at a scale, with its report.
 
@@ -379,15 +375,14 @@ def experiment(arg: str | None, *, scales: dict, runs, report: str, own=()):
     elif key in own:
       mine[key] = value
     else:
+      if key == "seed":  # legal (every run's first seed), but seeds=N is what studies take
+        logs.warn(f"seed={value} sets the seed every run starts from; seeds={value} would "
+                  f"repeat each run with {value} seeds.")  # fmt: skip
       rest.append((key, value))
   if scale not in scales:
     raise ConfigError(f"Unknown scale {scale!r}; valid: {', '.join(scales)}.")
   if not seeds.isdigit() or int(seeds) < 1:
     raise ConfigError(f"seeds={seeds}: expected a whole number of seeds >= 1.")
-  for key, value in rest:
-    if key == "seed":  # legal (every run's first seed), but seeds=N is what studies take
-      warn(f"seed={value} sets the seed every run starts from; seeds={value} would repeat "
-           f"each run with {value} seeds.")  # fmt: skip
   c = apply(scales[scale](), rest)
   grid_runs = tuple(runs(**mine) if callable(runs) else runs)
   c.sweep.runs = tuple(

@@ -106,6 +106,12 @@ class MetricWriter:
         shutil.rmtree(self._tb_dir, ignore_errors=True)
 
 
+def warn(message: str) -> None:
+  """Something legal but surely not meant, or a recoverable fault: one line on stderr,
+  "warning: ...", and the run goes on."""
+  print(f"warning: {message}", file=sys.stderr)
+
+
 class Progress:
   """A one-line progress report with rate and ETA: rewritten in place on a terminal;
   to a file or a pipe, a line at most every `interval` seconds, and the last step's."""
@@ -159,10 +165,9 @@ def _events(logdir: str):
     from tensorboard.plugins.scalar import summary_v2 as scalar  # noqa: PLC0415
     from tensorboard.summary.writer import event_file_writer  # noqa: PLC0415
   except ImportError:
-    print(
-      "warning: no TensorBoard events (the tensorboard package is not installed: pip "
-      "install tensorboard); metrics.jsonl has every logged row.",
-      file=sys.stderr,
+    warn(
+      "no TensorBoard events (the tensorboard package is not installed: pip install "
+      "tensorboard); metrics.jsonl has every logged row."
     )
     return None
   return _Events(event_file_writer.EventFileWriter(logdir), event_pb2, scalar, histogram)
