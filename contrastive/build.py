@@ -125,8 +125,9 @@ def calibrate_loss_scale(config, setup: step_lib.Setup, state: step_lib.TrainSta
   reference = ml_collections.ConfigDict(config.loss.to_dict())
   reference.update(name="contrastive", layout="simclr", block_size=None,
                    temperature=config.loss.scale_reference_temperature)  # fmt: skip
-  (ours,) = step_lib.gradient_norms(setup, config.loss, state, data, root_key)
-  (target,) = step_lib.gradient_norms(setup, reference, state, data, root_key)
+  (ours,), (target,) = step_lib.gradient_norms(
+    setup, (config.loss, reference), state, data, root_key
+  )
   return target / ours
 
 

@@ -17,6 +17,7 @@ from contrastive import temperature
 from contrastive.data import augment
 from contrastive.data import latent
 from contrastive.data import sources
+from contrastive.data import streaming
 
 LOSS_SCALE_REFERENCES = ("none", "nt_xent")
 
@@ -184,6 +185,14 @@ def check_data(config, data) -> None:
       f"data.batch_size={batch} is more than {name}'s {n:,} training examples; a batch "
       "must fit in one epoch."
     )
+  height = data.image_shape[0]
+  stored = not isinstance(data.train, streaming.StreamData) and data.latents is None
+  if stored and config.data.image_size != height:
+    raise config_lib.ConfigError(
+      f"data.image_size={config.data.image_size}, but {name}'s images are {height} px and "
+      f"are not resized (image_size is the crops' side); set data.image_size={height}."
+    )
+  objective.check_data(config.loss, batch, n)
   if config.eval.knn_k > n:
     logs.warn(
       f"eval.knn_k={config.eval.knn_k} is more than {name}'s {n:,} training examples: the "

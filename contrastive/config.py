@@ -356,8 +356,8 @@ def experiment(arg: str | None, *, scales: dict, runs, report: str, own=()):
     arg: "scale=NAME" (default small), "seeds=N" (default 1) and any overrides
       ("dataset=stl10", "epochs=30", full keys too), applied last.
     scales: scale name -> function returning that scale's base config.
-    runs: the sweep's override strings, or a function of the study's own
-      arguments (`own`) returning them.
+    runs: the sweep's override strings, or a function of the scale's config (after
+      the overrides) and the study's own arguments (`own`) returning them.
     report: the study's name (`contrastive.experiments.names()`).
     own: argument names the study reads itself (e.g. local_separation's `loss`);
       their values are passed to `runs`, not applied to the config.
@@ -384,7 +384,7 @@ def experiment(arg: str | None, *, scales: dict, runs, report: str, own=()):
   if not seeds.isdigit() or int(seeds) < 1:
     raise ConfigError(f"seeds={seeds}: expected a whole number of seeds >= 1.")
   c = apply(scales[scale](), rest)
-  grid_runs = tuple(runs(**mine) if callable(runs) else runs)
+  grid_runs = tuple(runs(c, **mine) if callable(runs) else runs)
   c.sweep.runs = tuple(
     ",".join(filter(None, (o, f"seed={c.seed + s}" if s else "")))
     for s in range(int(seeds))

@@ -40,9 +40,20 @@ def _map_row_blocks(fn, rows, block_size):
 
 
 def uniformity(z, *, t=2.0, block_size=DEFAULT_BLOCK_SIZE) -> jax.Array:
-  """Uniformity: log of the mean over pairs i < j of exp(-t ||z_i - z_j||^2).
+  """Uniformity as the papers' tables report it: -L_unif (`uniformity_loss`), higher
+  is more uniform: 0 for identical points, about 2t = 4 at most for many points (their
+  mean squared distance on the sphere is at most about 2).
 
-  Lower is more uniform; the papers' tables report -uniformity (at most 2t = 4).
+  The one sign of uniformity in this codebase: results.json's and the console's
+  `uniformity`, the logged `batch_uniformity` and every report are this figure;
+  `uniformity_loss` (results.json's `uniformity_loss`) is Wang & Isola's loss.
+  """
+  return -uniformity_loss(z, t=t, block_size=block_size)
+
+
+def uniformity_loss(z, *, t=2.0, block_size=DEFAULT_BLOCK_SIZE) -> jax.Array:
+  """Wang & Isola's uniformity loss L_unif: log of the mean over pairs i < j of
+  exp(-t ||z_i - z_j||^2). Lower is more uniform; `uniformity` is its negative.
 
   Args:
     z: [N, D] features, N >= 2.

@@ -24,6 +24,7 @@ import jax.numpy as jnp
 
 from contrastive import analysis
 from contrastive import config
+from contrastive import logs
 from contrastive import losses
 from contrastive import metrics
 from contrastive import numerics
@@ -75,6 +76,8 @@ class LossSpec:
       loss.layout.
     check: (loss cfg) -> None, raising `config.ConfigError` on its own impossible
       values; None: nothing to check.
+    hard: whether it keeps only the hardest negatives (loss.num_hard or
+      loss.hard_fraction).
   """
 
   name: str
@@ -89,6 +92,7 @@ class LossSpec:
   extra_diagnostics: Callable | None = None
   stats_layout: str | None = None
   check: Callable | None = None
+  hard: bool = False
 
 
 def _hard(cfg) -> dict:
@@ -170,6 +174,7 @@ SPECS = {
       ),
       tiled_layouts=LAYOUTS,
       per_sample_temperature=True,
+      hard=True,
     ),
     LossSpec(
       "simple",
@@ -184,6 +189,7 @@ SPECS = {
       per_anchor=lambda pos, neg, mask, cfg, tau: losses.hard_simple_loss(
         pos, neg, weight=cfg.simple_weight, neg_mask=mask, **_hard(cfg)
       ),
+      hard=True,
     ),
     LossSpec(
       "macl",
@@ -258,6 +264,27 @@ def check(cfg) -> None:
       )
   if s.check is not None:
     s.check(cfg)
+
+
+def num_negatives(layout_name: str, batch_size: int, num_train: int) -> int:
+  """Negatives per anchor in a layout: SimCLR's 2N - 2, the cross-view N - 1, the
+  memory bank's every other training instance."""
+  return {"simclr": 2 * batch_size - 2, "cross_view": batch_size - 1,
+          "memory_bank": num_train - 1}[layout_name]  # fmt: skip
+
+
+def check_data(cfg, batch_size: int, num_train: int) -> None:
+  """A one-line warning where the loss config is legal but surely not meant on this data:
+  more hard negatives (loss.num_hard) than an anchor has, which keeps them all."""
+  if not SPECS[cfg.name].hard or cfg.hard_fraction is not None:
+    return
+  k = num_negatives(cfg.layout, batch_size, num_train)
+  if cfg.num_hard > k:
+    logs.warn(
+      f"loss.num_hard={cfg.num_hard} is more than the {k:,} negatives an anchor has "
+      f"(loss.layout={cfg.layout!r}, batch {batch_size}): {cfg.name} keeps all of them, as "
+      "the plain loss would; set loss.num_hard or loss.hard_fraction below that."
+    )
 
 
 def uses_bank(cfg) -> bool:

@@ -153,7 +153,7 @@ def _representation(z, labels, z_view1, z_view2, *, k):
   """The four metrics as one compiled program (compiled separately, they took 2.4 s
   of the quickstart's evaluation on 2 CPU cores)."""
   return (
-    metrics.uniformity(z),
+    metrics.uniformity_loss(z),
     metrics.tolerance(z, labels),
     metrics.alignment(z_view1, z_view2),
     metrics.local_separation(z_view1, z_view2, k=k),

@@ -155,26 +155,33 @@ def forward_views(setup: Setup, params, batch_stats, views):
   return h, z1, z2, updates["batch_stats"]
 
 
-def gradient_norms(setup: Setup, loss_cfg, state: TrainState, data, root_key, steps=(0,)):
-  """The norms of the gradient, w.r.t. the parameters of `state`, of the loss `loss_cfg`
-  names (unscaled) on the augmented batch of each of `steps` (the trainer's own batches
-  and keys); one compiled program for all of them."""
+def gradient_norms(setup: Setup, loss_cfgs, state: TrainState, data, root_key, steps=(0,)):
+  """The norms of the gradient, w.r.t. the parameters of `state`, of each loss of
+  `loss_cfgs` (unscaled) on the augmented batch of each of `steps` (the trainer's own
+  batches and keys): one list per loss, one norm per step; one compiled program for
+  all of them (a calibration's losses share its batch and compile once)."""
 
   @jax.jit
-  def norm(state, data, step, seed, root_key):
+  def norms(state, data, step, seed, root_key):
     views = batch(data, root_key, step, setup, seed)
     key = jax.random.fold_in(jax.random.fold_in(root_key, 2), step)
 
-    def loss_fn(params):
-      _, z1, z2, _ = forward_views(setup, params, state.batch_stats, views)
-      return objective.loss(loss_cfg, z1, z2, indices=views["index"], bank=state.bank, key=key,
-                            mesh=setup.mesh)  # fmt: skip
+    def grad_norm(loss_cfg):
+      def loss_fn(params):
+        _, z1, z2, _ = forward_views(setup, params, state.batch_stats, views)
+        return objective.loss(loss_cfg, z1, z2, indices=views["index"], bank=state.bank,
+                              key=key, mesh=setup.mesh)  # fmt: skip
 
-    return optax.tree.norm(jax.grad(loss_fn)(state.params))
+      return optax.tree.norm(jax.grad(loss_fn)(state.params))
+
+    return jnp.stack([grad_norm(c) for c in loss_cfgs])
 
   # The seeds are arguments, not constants: a study's seeds share the program.
   seed = jnp.asarray(setup.data_seed, jnp.int32)
-  return [float(norm(state, data, jnp.asarray(s, jnp.int32), seed, root_key)) for s in steps]
+  per_step = [
+    [float(n) for n in norms(state, data, jnp.asarray(s, jnp.int32), seed, root_key)] for s in steps
+  ]
+  return [list(column) for column in zip(*per_step, strict=True)]
 
 
 def update(state: TrainState, views: dict, root_key, setup: Setup, temperature=None,

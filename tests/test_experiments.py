@@ -255,12 +255,17 @@ def test_generalized_losses_selection_then_test(tmp_path):
 def test_macl_claims(tmp_path):
   config = macl.get_config("scale=small")
   runs = sweep.expand(config)
-  assert [c.loss.name for _, _, c in runs] == ["contrastive", "contrastive", "macl", "macl"]
+  assert [c.loss.name for _, _, c in runs[:4]] == ["contrastive", "contrastive", "macl", "macl"]
   assert {c.loss.macl_schedule for _, _, c in runs if c.loss.name == "macl"} == {
     "linear",
     "exponential",
   }
-  accuracy = (0.80, 0.85, 0.83, 0.79)
+  # the batch-size axis: fixed 0.1, fixed 0.2 and MACL linear at a half and a quarter
+  assert [(c.data.batch_size, macl.label(c.loss)) for _, _, c in runs[4:]] == [
+    (b, macl.label(c.loss)) for b in (64, 32) for _, _, c in runs[:3]
+  ]
+  # gains of MACL linear over fixed 0.1: 3 points at 128, 5 at 64, 8 at 32
+  accuracy = (0.80, 0.85, 0.83, 0.79, 0.70, 0.72, 0.75, 0.60, 0.61, 0.68)
   entries = []
   for (name, _, run_config), a in zip(runs, accuracy, strict=True):
     run_dir = tmp_path / name
@@ -272,12 +277,18 @@ def test_macl_claims(tmp_path):
     (run_dir / "results.json").write_text(json.dumps({**results, "config": run_config.to_dict()}))
     entries.append({"name": name, "results": results, "config": run_config.to_dict()})
   report = macl.report(str(tmp_path), entries, config)
-  # linear beats fixed 0.1 but not fixed 0.2; exponential beats neither.
-  assert _verdicts(report.claims) == [(True, True)] + [(False, False)] * 3
+  # linear beats fixed 0.1 but not fixed 0.2; exponential beats neither (at batch 128);
+  # the gain grows as the batch shrinks.
+  assert _verdicts(report.claims) == [(True, True)] + [(False, False)] * 3 + [(True, True)]
+  assert report.claims[-1].numbers["gains"] == pytest.approx({128: 3.0, 64: 5.0, 32: 8.0})
   text = (tmp_path / "report.md").read_text()
-  assert "0.1200 (0.1100 - 0.1200)" in text and "| fixed tau=0.2 | 85.00 |" in text
+  assert "0.1200 (0.1100 - 0.1200)" in text and "| fixed tau=0.2 | 128 | 85.00 |" in text
+  assert "| 32 | +8.00 |" in text
   assert (tmp_path / "macl_temperature.png").stat().st_size > 0
   assert macl.claims(entries[:2]) is None  # no MACL run yet
+  entries[-1]["results"]["linear_accuracy"] = 0.61  # a gain of 1 point at 32: no growth
+  assert _verdicts(macl.claims(entries))[-1] == (False, False)
+  assert len(macl.claims(entries[:4])) == 4  # without the axis, no claim on it
 
 
 def test_temperature_choice_claims(tmp_path):
@@ -367,10 +378,11 @@ def test_relative_penalty_claims_on_the_closed_form():
 def test_seeds_repeat_every_run_and_noise_decides_the_verdicts(tmp_path):
   config = macl.get_config("scale=small,seeds=3")
   runs = sweep.expand(config)
-  assert len(runs) == 12
-  assert [c.seed for _, _, c in runs] == [0] * 4 + [1] * 4 + [2] * 4
+  assert len(runs) == 30
+  assert [c.seed for _, _, c in runs] == [0] * 10 + [1] * 10 + [2] * 10
   assert runs[0][0] == macl.RUNS[0]  # the first seed keeps its name: one-seed sweeps extend
-  assert runs[4][0] == macl.RUNS[0] + ",seed=1"
+  assert runs[10][0] == macl.RUNS[0] + ",seed=1"
+  runs = [r for r in runs if "batch_size" not in r[0]]  # the scale's batch only
   assert {c.data.seed for _, _, c in runs} == {0}  # the same data for every seed
   with pytest.raises(config_lib.ConfigError, match="seeds=0"):
     macl.get_config("seeds=0")
@@ -392,7 +404,8 @@ def test_seeds_repeat_every_run_and_noise_decides_the_verdicts(tmp_path):
   assert verdicts[2] == (False, False)  # exponential against fixed 0.1: 10 points below
   assert "over 3 seeds" in report.claims[0].noise
   text = (tmp_path / "report.md").read_text()
-  assert "| fixed tau=0.1 | 80.00 ± 2.00 |" in text and "mean ± standard deviation over 3" in text
+  assert "| fixed tau=0.1 | 128 | 80.00 ± 2.00 |" in text
+  assert "mean ± standard deviation over 3" in text
   # A trend only counts beyond the noise: rising by less than 2 SE in total is no trend.
   from contrastive import reporting
 

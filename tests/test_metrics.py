@@ -20,15 +20,20 @@ def _features(seed, n=45, d=8):
 @pytest.mark.parametrize("t", [1.0, 2.0])
 def test_uniformity_matches_reference(block_size, t):
   z, _ = _features(0)
-  got = jax.jit(functools.partial(metrics.uniformity, t=t, block_size=block_size))(z)
+  got = jax.jit(functools.partial(metrics.uniformity_loss, t=t, block_size=block_size))(z)
   np.testing.assert_allclose(got, reference.uniformity(z, t), rtol=1e-5)
+  # the reported figure is its negative (one sign everywhere: higher is more uniform)
+  np.testing.assert_allclose(metrics.uniformity(z, t=t, block_size=block_size), -got, rtol=1e-6)
 
 
-def test_uniformity_of_identical_points_is_zero_and_of_antipodes_is_minus_2t():
+def test_uniformity_of_identical_points_is_zero_and_of_antipodes_is_2t():
   z = np.tile(np.float32([[1.0, 2.0]]), (5, 1))
   np.testing.assert_allclose(metrics.uniformity(z), 0.0, atol=1e-6)
-  # Two antipodal points: ||z_1 - z_2||^2 = 4, the most uniform pair (-L = 2t).
-  np.testing.assert_allclose(metrics.uniformity(np.float32([[0, 1], [0, -1]])), -8.0, rtol=1e-6)
+  # Two antipodal points: ||z_1 - z_2||^2 = 4, the most uniform pair (-L_unif = 4t).
+  np.testing.assert_allclose(metrics.uniformity(np.float32([[0, 1], [0, -1]])), 8.0, rtol=1e-6)
+  np.testing.assert_allclose(
+    metrics.uniformity_loss(np.float32([[0, 1], [0, -1]]), t=4.0), -16.0, rtol=1e-6
+  )
 
 
 @pytest.mark.parametrize("num_classes", [2, 5, 45])

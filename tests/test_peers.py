@@ -343,4 +343,5 @@ def test_alignment_and_uniformity_equal_wang_and_isola(alpha):
   z1, z2 = _views(8, n=9)
   align = lambda a, b: wang_isola_align(_normalize(a), _normalize(b), alpha)
   _check(functools.partial(metrics.alignment, alpha=alpha), align, (z1, z2))
-  _check(lambda a: metrics.uniformity(a, t=2.0), lambda a: wang_isola_uniform(_normalize(a)), (z1,))
+  unif = lambda a: wang_isola_uniform(_normalize(a))
+  _check(lambda a: metrics.uniformity_loss(a, t=2.0), unif, (z1,))

@@ -6,6 +6,7 @@ import math
 import os
 import subprocess
 import sys
+import types
 
 import jax
 import jax.numpy as jnp
@@ -90,6 +91,17 @@ def _run(tmp_path, *overrides, env=None):
       "Unknown loss (loss.name) 'infonce'; valid: contrastive, hard_contrastive",
     ),
     (["--config.loss.temperature=0"], None, "loss.temperature must be > 0"),
+    # Impossible on the data: caught once it is loaded, before anything is written.
+    (
+      ["--config.data.batch_size=20000"],
+      None,
+      "data.batch_size=20000 is more than shapes's 10,000 training examples",
+    ),
+    (
+      ["--config.data.image_size=64"],
+      None,
+      "data.image_size=64, but shapes's images are 32 px and are not resized",
+    ),
     (
       ["--config.data.batch_size=6"],
       {"XLA_FLAGS": "--xla_force_host_platform_device_count=4"},
@@ -518,8 +530,7 @@ def test_a_loss_scaled_to_nt_xent_has_its_gradient_norm_on_other_batches():
     reference = config_lib.from_saved(config.to_dict()).loss
     reference.update(name="contrastive", temperature=0.2)
     args = (run.state, run.data.train, run.root, (0, 3, 7, 11))
-    ours = step_lib.gradient_norms(run.setup, config.loss, *args)
-    nt_xent = step_lib.gradient_norms(run.setup, reference, *args)
+    ours, nt_xent = step_lib.gradient_norms(run.setup, (config.loss, reference), *args)
     scale = nt_xent[0] / ours[0]
     assert scale > 10  # ~ d / tau: the generalized losses' gradients are that much smaller
     for a, b in zip(ours[1:], nt_xent[1:], strict=True):
@@ -536,3 +547,30 @@ def test_a_loss_scaled_to_nt_xent_has_its_gradient_norm_on_other_batches():
   wrong.loss.update(scale_reference="nt_xent", scale=2.0)
   with pytest.raises(config_lib.ConfigError, match="keep one"):
     checks.check(wrong)
+
+
+def test_values_legal_but_surely_not_meant_on_the_data_warn_in_one_line(capsys):
+  config = _tiny_config()
+  split = types.SimpleNamespace(num_examples=1000)
+  data = types.SimpleNamespace(train=split, image_shape=(28, 28, 1), latents=None)
+  config.loss.update(name="hard_contrastive", num_hard=500, hard_fraction=None)
+  checks.check_data(config, data)  # 2 x 64 - 2 = 126 negatives per anchor
+  config.eval.knn_k = 5000
+  checks.check_data(config, data)
+  warnings = [line for line in capsys.readouterr().err.splitlines() if line]
+  assert len(warnings) == 3, warnings
+  assert all(line.startswith("warning: ") for line in warnings)
+  assert "loss.num_hard=500 is more than the 126 negatives an anchor has" in warnings[0]
+  assert "eval.knn_k=5000 is more than" in warnings[2]
+  config.loss.update(layout="memory_bank")  # the bank's 999 negatives: nothing to say
+  config.eval.knn_k = 200
+  checks.check_data(config, data)
+  config.loss.update(layout="simclr", num_hard=100)
+  checks.check_data(config, data)
+  assert capsys.readouterr().err == ""
+  data.latents = ((), ())  # generated vectors: no image side to match
+  config.data.image_size = 64
+  checks.check_data(config, data)
+  data.latents = None
+  with pytest.raises(config_lib.ConfigError, match="images are 28 px"):
+    checks.check_data(config, data)

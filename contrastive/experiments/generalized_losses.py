@@ -130,27 +130,26 @@ def get_config(arg=None):
     )  # fmt: skip
   }
 
-  def build(runs):
-    return config_lib.experiment(
-      arg, scales=scales, runs=runs, report="generalized_losses", own=("selection",)
-    )
+  chosen = chosen_values(selection) if selection else None
 
-  out_dim = build(()).model.out_dim  # the scale's d, after any override
-  if selection is None:
-    runs = [
-      f"{o},{k}={v:g},model.head_depth={SELECTION_DEPTH}"
-      for _, o, k, values in grid(out_dim)
-      for v in values
+  def runs(config, selection=None):  # d: the scale's, after any override
+    if chosen is None:
+      return [
+        f"{o},{k}={v:g},model.head_depth={SELECTION_DEPTH}"
+        for _, o, k, values in grid(config.model.out_dim)
+        for v in values
+      ]
+    return [  # the deepest head first: the finding's depth, should a sweep stop early
+      f"{o},{k}={chosen[n][0]:g},model.head_depth={depth}"
+      for depth in sorted(HEAD_DEPTHS, reverse=True)
+      for n, o, k, _ in grid(config.model.out_dim)
     ]
-    return build(lambda selection=None: runs)
-  chosen = chosen_values(selection)
-  runs = [  # the deepest head first: the finding's depth, should a sweep stop early
-    f"{o},{k}={chosen[n][0]:g},model.head_depth={depth}"
-    for depth in sorted(HEAD_DEPTHS, reverse=True)
-    for n, o, k, _ in grid(out_dim)
-  ]
-  c = build(lambda selection=None: runs)
-  c.sweep.inputs = (selection,)
+
+  c = config_lib.experiment(
+    arg, scales=scales, runs=runs, report="generalized_losses", own=("selection",)
+  )
+  if selection:
+    c.sweep.inputs = (selection,)
   return c
 
 

@@ -29,7 +29,7 @@ from contrastive import saved
 from contrastive.experiments import wang_liu_table1
 
 
-def runs(loss: str = "contrastive") -> tuple[str, ...]:
+def runs(config, loss: str = "contrastive") -> tuple[str, ...]:
   return config_lib.grid(loss__name=(loss,), loss__temperature=wang_liu_table1.TEMPERATURES)
 
 

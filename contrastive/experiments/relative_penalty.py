@@ -3,7 +3,8 @@
 Command (no training: the analysis of Eq. 5 on a grid of similarities):
   python run.py --config=configs/relative_penalty.py --workdir=/tmp/contrastive/fig3
 
-Writes relative_penalty.png (left: r(s) on a log scale for each tau; right: the
+Writes relative_penalty.png (left: r(s) for each tau on a linear axis as the paper
+draws it, small tau a spike near s = 1; `log_scale=True` for a log axis; right: the
 entropy of r against tau), the plotted numbers (relative_penalty.csv,
 penalty_entropy.csv) and report.md with the paper's two claims judged on the
 computed curves: r(s) steepens toward s = 1 as tau falls (the hardest negative's
@@ -35,6 +36,7 @@ def get_config(arg=None):
   config.experiment = "relative_penalty"
   config.temperatures = (0.07, 0.2, 0.3, 0.5, 0.7, 1.0)
   config.num_points = 201
+  config.log_scale = False  # the paper's Fig. 3 is linear; True shows the tails
   config.entropy_temperatures = tuple(float(t) for t in np.geomspace(0.01, 10.0, 61))
   return config_lib.apply(config, arg)
 
@@ -95,15 +97,18 @@ def report(workdir: str, entries: list[dict], config) -> reporting.Report:
     ([float(t), float(h)] for t, h in zip(config.entropy_temperatures, entropy, strict=True)),
   )
   fig, (ax_r, ax_h) = plt.subplots(1, 2, figsize=(11, 4.2))
+  m = config.num_points
   for t, curve in zip(config.temperatures, r, strict=True):
-    ax_r.semilogy(s, curve, label=f"tau = {t:g}")
+    ax_r.plot(s, curve, label=f"tau = {t:g}")
+  if config.log_scale:
+    ax_r.set_yscale("log")
+    ax_r.set_ylim(bottom=1e-12)
   ax_r.set_xlabel("similarity s of the negative to the anchor")
-  ax_r.set_ylabel("relative penalty r(s)")
-  ax_r.set_ylim(bottom=1e-12)
-  ax_r.set_title(f"Relative penalty, {config.num_points} negatives uniform on [-1, 1]")
+  ax_r.set_ylabel("relative penalty r(s)" + (" (log scale)" if config.log_scale else ""))
+  ax_r.set_title(f"Relative penalty, M = {m} negatives uniform on [-1, 1]")
   ax_r.legend(fontsize=8)
   ax_h.semilogx(config.entropy_temperatures, entropy)
-  ax_h.axhline(math.log(config.num_points), ls="--", c="gray", label="log M (uniform)")
+  ax_h.axhline(math.log(m), ls="--", c="gray", label=f"log M = log {m} (uniform penalty)")
   ax_h.set_xlabel("temperature tau")
   ax_h.set_ylabel("entropy of r (nats)")
   ax_h.set_title("Hardness awareness: entropy falls as tau falls")
