@@ -8,7 +8,9 @@ key, a bad value, a missing config file) prints one line and exits 2, before
 anything is written. Library INFO logging stays off unless --verbosity asks for it.
 """
 
+import os
 import sys
+import textwrap
 
 from absl import app
 from absl import flags
@@ -54,8 +56,77 @@ def _fail(message: str):
   sys.exit(2)
 
 
+def flat_keys(config, prefix=""):
+  """(key, default) of every key of `config`, depth first."""
+  for key, value in config.items():
+    if hasattr(value, "items"):
+      yield from flat_keys(value, f"{prefix}{key}.")
+    else:
+      yield f"{prefix}{key}", value
+
+
+def help_text(root: str = ".") -> str:
+  """What --help prints: the usage, the config files under `root`/configs, the studies
+  and their scales, the short names, the losses, every config key at its default, and
+  this command's flags."""
+  from contrastive import experiments
+  from contrastive import objective
+
+  configs = os.path.join(root, "configs")
+
+  def analysis(name):  # a study without training runs (its config's job)
+    try:
+      return experiments.get(name).get_config().get("job") == "analysis"
+    except config_lib.ConfigError:  # a study with no default scale trains
+      return False
+
+  analyses = [n for n in experiments.names() if analysis(n)]
+
+  def listed(folder):
+    if not os.path.isdir(folder):
+      return "none here (a checkout of the repository has them)"
+    return ", ".join(sorted(f for f in os.listdir(folder) if f.endswith(".py") and f[0] != "_"))
+
+  wrap = lambda text: textwrap.fill(text, 88, initial_indent="  ", subsequent_indent="    ")
+  lines = [
+    "usage: python run.py --config=configs/NAME.py[:ARGUMENTS] --workdir=DIR "
+    "[--config.KEY=VALUE ...]",
+    "",
+    "Trains the config's run (or sweep, or analysis) into DIR; rerun the same command to resume.",
+    "",
+    "Config files (configs/):",
+    wrap(listed(configs)),
+    "Paper studies (configs/experiments/NAME.py:scale=SCALE,seeds=N; scales latent, small, "
+    "medium, paper):",
+    wrap(
+      ", ".join(n for n in experiments.names() if n not in analyses)
+      + "; analyses without training: "
+      + ", ".join(f"configs/{n}.py" for n in analyses)
+    ),
+    "Short names in a config's ARGUMENTS (e.g. :loss=hard_contrastive,temperature=0.7):",
+    wrap(", ".join(f"{k}={v}" for k, v in config_lib.SHORT_NAMES.items())),
+    "Losses (loss.name):",
+    *(wrap(f"{name}: {spec.description}") for name, spec in objective.SPECS.items()),
+    "Keys (--config.KEY=VALUE), at their defaults (documented in contrastive/config.py):",
+  ]
+  sections: dict[str, list[str]] = {}
+  for key, value in flat_keys(config_lib.base()):
+    section = key.split(".")[0] if "." in key else ""
+    sections.setdefault(section, []).append(f"{key}={value!r}")
+  lines += [wrap("  ".join(items)) for items in sections.values()]
+  lines += ["Flags:"]
+  for flag in (_CONFIG, _WORKDIR, _COMPILATION_CACHE, _DISTRIBUTED, _COORDINATOR,
+               _NUM_PROCESSES, _PROCESS_ID):  # fmt: skip
+    lines.append(wrap(f"--{flag.name}: {flags.FLAGS[flag.name].help}"))
+  lines.append("  --helpfull: every flag, the libraries' too.")
+  return "\n".join(lines)
+
+
 def _parse_flags(argv):
   """absl's flags, with --config.KEY=VALUE overrides set aside for `config.apply`."""
+  if any(arg in ("--help", "-h", "--helpshort", "-?") for arg in argv[1:]):
+    print(help_text())
+    sys.exit(0)
   rest = [argv[0]]
   for arg in argv[1:]:
     if arg.startswith(_OVERRIDE):
@@ -68,7 +139,7 @@ def _parse_flags(argv):
   try:
     args = flags.FLAGS(rest)
   except flags.Error as e:
-    _fail(f"{e}; see --helpfull.")
+    _fail(f"{e}; see --help.")
   missing = [f"--{name}" for name in ("config", "workdir") if flags.FLAGS[name].value is None]
   if missing:
     _fail(f"{' and '.join(missing)} required: python run.py --config=configs/NAME.py --workdir=DIR")

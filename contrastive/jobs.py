@@ -17,6 +17,8 @@ from contrastive import checks
 from contrastive import config as config_lib
 from contrastive import experiments
 from contrastive import paths
+from contrastive import plot
+from contrastive import reporting
 from contrastive import sweep
 from contrastive import train
 from contrastive.data import sources
@@ -32,26 +34,15 @@ USER_ERRORS = (
   checkpoint.CheckpointWriteError,
 )
 
-# What a finished run prints, in this order.
-SUMMARY_KEYS = (
-  "knn_accuracy",
-  "linear_accuracy",
-  "online_linear_accuracy",
-  "pixel_knn_accuracy",
-  "uniformity",
-  "tolerance",
-  "alignment",
-  "final_loss",
-  "wall_time_s",
-)
-
 
 def print_results(results: dict, path: str) -> None:
-  for key in SUMMARY_KEYS:
+  """A finished run's figures, one a line with what it means (`reporting.MEANINGS`)."""
+  for key, meaning in reporting.MEANINGS.items():
     if key not in results:  # pixel kNN: not computed on streamed datasets
       continue
     value = results[key]
-    print(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")
+    shown = f"{value:.4f}" if isinstance(value, float) and key != "wall_time_s" else str(value)
+    print(f"{key + ':':<24}{shown:<9} {meaning}")
   if "time_s" in results:  # absent from results written before it existed
     print("time_s: " + ", ".join(f"{k} {v}" for k, v in results["time_s"].items()))
   print(f"results: {path}")
@@ -83,6 +74,8 @@ def train_job(config, workdir: str) -> None:
       print_results(json.loads(path.read_text()), str(path))
       return
     print_results(train.train_and_evaluate(config, workdir), f"{workdir}/results.json")
+    if jax.process_index() == 0:
+      print(f"figure: {plot.draw_run(workdir)} (redraw: python -m contrastive.plot {workdir})")
     return
   study = _study(config.sweep.report) if config.sweep.report else None
   print(f"sweep of {len(config.sweep.runs)} runs in {workdir}")
@@ -107,6 +100,9 @@ def train_job(config, workdir: str) -> None:
       "processes); the report covers the finished ones, and the last process to finish "
       "writes the complete one (or rerun this command then)."
     )
+  if jax.process_index() == 0 and entries:
+    print(f"figure: {plot.draw_sweep(workdir)[0]} (each run's curves: python -m "
+          f"contrastive.plot {workdir} --runs)")  # fmt: skip
   if study is not None and jax.process_index() == 0:
     print(f"report: {study.report(workdir, entries, config).paths['report']}")
 

@@ -172,6 +172,20 @@ def write_report(
 # ----------------------------------------------------------------------------------
 # Seeds and noise: runs repeated with different seeds, claims judged against the noise.
 
+# What each figure of a run's results.json means and which way is better: a finished
+# run's console summary (`jobs.print_results`) and RESULTS.md's quickstart table.
+MEANINGS = {
+  "knn_accuracy": "kNN accuracy on the test split (eval.knn_k neighbours); higher is better",
+  "linear_accuracy": "linear probe accuracy on the test split; higher is better",
+  "online_linear_accuracy": "the online linear probe's, trained alongside; higher is better",
+  "pixel_knn_accuracy": "kNN accuracy on the raw pixels: the baseline to beat",
+  "uniformity": "-L_unif of the test features; higher: more uniform (at most about 4)",
+  "tolerance": "mean similarity of same-class test features; higher: classes tighter",
+  "alignment": "mean squared distance of two views' features; lower: views closer",
+  "final_loss": "the training loss at the last step",
+  "wall_time_s": "seconds, the whole run",
+}
+
 # A difference counts when it exceeds this many standard errors.
 NOISE_SE = 2.0
 

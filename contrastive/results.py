@@ -34,6 +34,7 @@ import tempfile
 from contrastive import experiments
 from contrastive import paths as storage
 from contrastive import provenance
+from contrastive import reporting
 from contrastive import sweep
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -174,15 +175,9 @@ def _quickstart(root: str, root_name: str) -> list[str]:
   if not os.path.exists(path):
     return lines + [f"Not run yet: no {root_name}/quickstart/results.json.", ""]
   r = json.loads(storage.read_text(path))
-  shown = (
-    ("knn_accuracy", "kNN accuracy (k=200, higher is better)"),
-    ("linear_accuracy", "linear probe accuracy (higher is better)"),
-    ("online_linear_accuracy", "online linear probe accuracy, during training"),
-    ("pixel_knn_accuracy", "kNN accuracy on raw pixels (the baseline to beat)"),
-    ("uniformity", "-L_unif (higher: more uniform)"),
-    ("tolerance", "tolerance (higher: same-class features closer)"),
-    ("wall_time_s", "wall time of the run, s"),
-  )
+  keys = ("knn_accuracy", "linear_accuracy", "online_linear_accuracy", "pixel_knn_accuracy",
+          "uniformity", "tolerance", "wall_time_s")  # fmt: skip
+  shown = [(key, f"`{key}`: {reporting.MEANINGS[key]}") for key in keys]
   lines += [
     "`python run.py --config=configs/quickstart.py --workdir=...` "
     f"({_provenance(r.get('provenance', []))}):",

@@ -159,6 +159,12 @@ def test_installed_copy_imports_and_writes_every_report(tmp_path, sweep_dirs):
     "error: No config key 'num_pionts'; did you mean 'num_points'?"
   ]
   assert not (tmp_path / "fig3").exists()
+  # --help lists the studies and keys (no configs/ outside a checkout: it says so).
+  proc = subprocess.run([str(site / "bin" / "contrastive-run"), "--help"], cwd=outside, env=env,
+                        capture_output=True, text=True, timeout=300)  # fmt: skip
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert "none here (a checkout" in proc.stdout and "wang_liu_table1" in proc.stdout
+  assert "loss.temperature=0.2" in proc.stdout
 
 
 def _imports(path: str) -> set[str]:

@@ -34,7 +34,7 @@ def test_results_are_generated_from_the_runs_and_a_changed_number_fails_the_chec
   assert block.startswith("# A README\n\n") and block.endswith("\n\nAfter.\n")
   assert "stale" not in block and "| macl | MACL linear" in block
   assert "### Huang et al. (ICML 2023), MACL" in text
-  assert "![adaptive temperature](results/latent/macl/macl_temperature.png)" in text
+  assert "![adaptive temperature; gain by batch](results/latent/macl/macl_temperature.png)" in text
   assert "Not run yet at this scale: no study has runs under `results/small/`." in text
   assert "Runs: 20 of 20 declared" in text and "code 81c9e24848" in text
 
