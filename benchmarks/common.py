@@ -1,10 +1,11 @@
 """What every benchmark script shares: the repeats check and the machine header."""
 
+import datetime
 import json
 import os
 import platform
-
-import jax
+import subprocess
+import sys
 
 
 def check_repeats(parser, repeats: int) -> None:
@@ -15,6 +16,8 @@ def check_repeats(parser, repeats: int) -> None:
 
 def machine() -> str:
   """One line naming the device, the host's cores and the software versions."""
+  import jax  # noqa: PLC0415 (the torch peers' environment has no jax; they call stamp only)
+
   device = jax.devices()[0]
   return (
     f"device: {device.device_kind} ({device.platform}) x{jax.device_count()}, "
@@ -22,8 +25,24 @@ def machine() -> str:
   )
 
 
+def stamp() -> dict:
+  """What a result file records of how it was made: the command, the date (UTC) and the
+  code version (the checkout's commit, "+dirty" with uncommitted changes)."""
+  here = os.path.dirname(os.path.abspath(__file__))
+  git = lambda *a: subprocess.run(["git", *a], cwd=here, capture_output=True, text=True).stdout
+  commit = git("rev-parse", "--short=10", "HEAD").strip()
+  dirty = bool(git("status", "--porcelain", "--untracked-files=no").strip())
+  return {
+    "command": "python " + " ".join(sys.argv),
+    "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d"),
+    "code": (commit + ("+dirty" if dirty else "")) if commit else "unknown",
+  }
+
+
 def write_json(path: str | None, result) -> None:
-  """Writes `result` to `path` (the --json flag) as indented JSON; nothing if no path."""
+  """Writes `result` (a dict, or rows) to `path` (the --json flag) as indented JSON with
+  its `stamp` (benchmarks/report.py puts it under the file's table); nothing if no path."""
   if path:
+    body = result if isinstance(result, dict) else {"rows": result}
     with open(path, "w") as f:
-      json.dump(result, f, indent=1)
+      json.dump({**stamp(), **body}, f, indent=1)

@@ -23,6 +23,8 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+from benchmarks import common  # noqa: E402
 
 
 def lightly_ms(two_n: int, repeats: int, dim: int = 128) -> float:
@@ -81,9 +83,7 @@ def main():
       row["ours_over_lightly"] = round(row["ours_ms"] / row["lightly_ms"], 3)
   for row in rows:
     print(json.dumps(row))
-  if args.json:
-    with open(args.json, "w") as f:
-      json.dump({"machine": machine, "rows": rows}, f, indent=1)
+  common.write_json(args.json, {"machine": machine, "rows": rows})
 
 
 if __name__ == "__main__":

@@ -42,6 +42,9 @@ try:
 except ImportError:  # pragma: no cover - the message is the point
   sys.exit("benchmarks/peer_torch.py needs PyTorch: pip install torch torchvision")
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from benchmarks import common  # noqa: E402
+
 TEMPERATURE = 0.2
 LEARNING_RATE = 0.03
 
@@ -272,9 +275,7 @@ def main():
   print(f"batch {args.batch}, {args.dtype}, {model}:")
   for r in rows:
     print(f"  {r['impl']:>60}: {r['step_ms']:9.1f} ms/step  {r['images_per_s']:9.1f} images/s")
-  if args.json:
-    with open(args.json, "w") as f:
-      json.dump({"machine": _machine(device), "rows": rows}, f, indent=1)
+  common.write_json(args.json, {"machine": _machine(device), "rows": rows})
 
 
 if __name__ == "__main__":

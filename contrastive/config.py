@@ -20,8 +20,6 @@ import os
 import ml_collections
 from ml_collections import config_dict
 
-from contrastive import logs
-
 
 class ConfigError(ValueError):
   """A config value or argument that cannot work; the message says what to change."""
@@ -343,55 +341,6 @@ def with_overrides(config, overrides: str) -> ml_collections.ConfigDict:
   run_config.sweep.runs = ()
   run_config.lock()
   return apply(run_config, overrides)
-
-
-# ----------------------------------------------------------------------------------
-# Experiments: a paper study's config at a scale.
-
-
-def experiment(arg: str | None, *, scales: dict, runs, report: str, own=()):
-  """A paper study's config: the sweep of `runs` at a scale, with its report.
-
-  Args:
-    arg: "scale=NAME" (default small), "seeds=N" (default 1) and any overrides
-      ("dataset=stl10", "epochs=30", full keys too), applied last.
-    scales: scale name -> function returning that scale's base config.
-    runs: the sweep's override strings, or a function of the scale's config (after
-      the overrides) and the study's own arguments (`own`) returning them.
-    report: the study's name (`contrastive.experiments.names()`).
-    own: argument names the study reads itself (e.g. local_separation's `loss`);
-      their values are passed to `runs`, not applied to the config.
-
-  With seeds=N every run is repeated with seeds seed, seed + 1, ..., seed + N - 1
-  (the first keeps its name, so a finished one-seed sweep is extended, not redone);
-  reports then give each figure's mean and spread and judge claims against the noise.
-  """
-  scale, seeds, mine, rest = "small", "1", {}, []
-  for key, value in parse(arg):
-    if key == "scale":
-      scale = value
-    elif key == "seeds":
-      seeds = value
-    elif key in own:
-      mine[key] = value
-    else:
-      if key == "seed":  # legal (every run's first seed), but seeds=N is what studies take
-        logs.warn(f"seed={value} sets the seed every run starts from; seeds={value} would "
-                  f"repeat each run with {value} seeds.")  # fmt: skip
-      rest.append((key, value))
-  if scale not in scales:
-    raise ConfigError(f"Unknown scale {scale!r}; valid: {', '.join(scales)}.")
-  if not seeds.isdigit() or int(seeds) < 1:
-    raise ConfigError(f"seeds={seeds}: expected a whole number of seeds >= 1.")
-  c = apply(scales[scale](), rest)
-  grid_runs = tuple(runs(c, **mine) if callable(runs) else runs)
-  c.sweep.runs = tuple(
-    ",".join(filter(None, (o, f"seed={c.seed + s}" if s else "")))
-    for s in range(int(seeds))
-    for o in grid_runs
-  )
-  c.sweep.report = report
-  return c
 
 
 # ----------------------------------------------------------------------------------

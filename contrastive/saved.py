@@ -67,12 +67,34 @@ def load(path: str) -> Run:
   """Reads WORKDIR/results.json (with the run's config) and WORKDIR/metrics.jsonl."""
   results_path = paths.path(path, "results.json")
   if not results_path.exists():
-    raise FileNotFoundError(
-      f"No results.json in {path}: the run has not finished (rerun its command to resume it)."
-    )
+    raise FileNotFoundError(_not_a_finished_run(path))
   results = json.loads(results_path.read_text())
   config = config_lib.from_saved(results.pop("config"))
   return Run(path, config, results, logs.read_metrics(path))
+
+
+def _not_a_finished_run(path: str) -> str:
+  """Why `path` cannot be loaded as a run, in one line: missing, a sweep's or another
+  parent directory of runs, or a run that has not finished."""
+  root = paths.path(path)
+  if not root.exists():
+    return f"No directory {path}: pass a run's workdir (the --workdir it trained in)."
+  runs = sorted(d.name for d in root.iterdir() if (d / "results.json").exists())
+  if runs:
+    what = "a sweep's directory" if (root / "sweep.json").exists() else "a directory of runs"
+    return (
+      f"{path} is {what}, not a run: load one of its {len(runs)} finished runs, e.g. "
+      f"saved.load({str(root / runs[0])!r})."
+    )
+  sweeps = sorted(d.name for d in root.iterdir() if (d / "sweep.json").exists())
+  if sweeps:
+    return (
+      f"{path} is a directory of sweeps ({', '.join(sweeps)}), not a run: load a run inside "
+      "one of them."
+    )
+  if (root / "metrics.jsonl").exists() or (root / "checkpoints").exists():
+    return f"No results.json in {path}: the run has not finished (rerun its command to resume it)."
+  return f"{path} holds no run (no results.json, metrics.jsonl or checkpoints)."
 
 
 def _checkpoints(run: Run) -> str:

@@ -20,7 +20,10 @@ def _run(script, out, *args):
     timeout=600,
   )
   assert proc.returncode == 0, proc.stderr[-3000:]
-  return json.loads(out.read_text())
+  data = json.loads(out.read_text())
+  stamp = {key: data.pop(key) for key in ("command", "date", "code")}  # how it was made
+  assert stamp["command"].startswith(f"python {script}") and "--json" in stamp["command"]
+  return data["rows"] if set(data) == {"rows"} else data  # a list of rows is kept as rows
 
 
 def test_losses_benchmark_runs_and_reports_every_implementation(tmp_path):
@@ -123,3 +126,22 @@ def test_torch_peer_runs_or_says_what_it_needs(tmp_path):
   assert proc.returncode == 0, proc.stderr[-3000:]
   rows = json.loads((tmp_path / "o.json").read_text())["rows"]
   assert [r["impl"] for r in rows] == ["torch eager", "torch.compile"]
+
+
+def test_benchmarks_md_tables_come_from_the_committed_json(tmp_path):
+  from benchmarks import report
+
+  text = open(os.path.join(ROOT, "BENCHMARKS.md")).read()
+  assert report.main(["report.py", "check"]) == 0  # as committed
+  named = report.BLOCK.findall(text)
+  assert {name for _, name, _, _ in named} == set(report.TABLES)  # every JSON has its table
+  results = tmp_path / "results"
+  results.mkdir()
+  for name in report.TABLES:
+    data = json.load(open(os.path.join(ROOT, "benchmarks", "results", name)))
+    if name == "losses.json":
+      data["rows"][0]["median_ms"]["ours"] += 1.0  # one number changed
+    (results / name).write_text(json.dumps(data))
+  changed = report.render(text, str(results))
+  assert changed != text and "| NT-Xent | 512 | 2.96 |" in changed
+  assert report.render(changed, str(results)) == changed  # generating again changes nothing

@@ -1,4 +1,5 @@
-"""`python -m contrastive.plot`: a run's curves and a sweep's summary, from their files."""
+"""Looking at finished runs: `python -m contrastive.plot` (a run's curves, a sweep's summary)
+and what `saved.load` says of a directory that is not a finished run."""
 
 import csv
 import json
@@ -68,3 +69,23 @@ def test_a_sweep_gets_its_summary_and_the_command_says_what_is_wrong(tmp_path, c
   assert plot.main([str(tmp_path / "nothing")]) == 2
   err = capsys.readouterr().err.strip().splitlines()
   assert len(err) == 1 and err[0].startswith("error: ") and "not a run" in err[0]
+
+
+def test_loading_what_is_not_a_finished_run_says_what_it_is(tmp_path):
+  from contrastive import saved
+
+  def why(path):
+    with pytest.raises(FileNotFoundError) as e:
+      saved.load(str(path))
+    return str(e.value)
+
+  assert "No directory" in why(tmp_path / "missing")
+  _run_dir(tmp_path / "sweep" / "loss.temperature=0.1", +1)
+  (tmp_path / "sweep" / "sweep.json").write_text("{}")
+  assert "is a sweep's directory, not a run: load one of its 1 finished runs" in why(
+    tmp_path / "sweep"
+  )
+  assert "is a directory of sweeps (sweep)" in why(tmp_path)
+  (tmp_path / "unfinished").mkdir()
+  (tmp_path / "unfinished" / "metrics.jsonl").write_text("")
+  assert "the run has not finished" in why(tmp_path / "unfinished")

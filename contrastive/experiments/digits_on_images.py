@@ -25,6 +25,7 @@ import os
 from matplotlib import pyplot as plt
 
 from contrastive import config as config_lib
+from contrastive import experiments
 from contrastive import recipes
 from contrastive import reporting
 
@@ -50,7 +51,7 @@ def paper():
 
 
 def get_config(arg=None):
-  return config_lib.experiment(
+  return experiments.study_config(
     arg,
     scales={"latent": recipes.latent, "small": small, "medium": medium, "paper": paper},
     runs=config_lib.grid(data__digits_pool=POOL_SIZES),

@@ -43,6 +43,7 @@ import os
 from matplotlib import pyplot as plt
 
 from contrastive import config as config_lib
+from contrastive import experiments
 from contrastive import paths as storage
 from contrastive import recipes
 from contrastive import reporting
@@ -145,7 +146,7 @@ def get_config(arg=None):
       for n, o, k, _ in grid(config.model.out_dim)
     ]
 
-  c = config_lib.experiment(
+  c = experiments.study_config(
     arg, scales=scales, runs=runs, report="generalized_losses", own=("selection",)
   )
   if selection:

@@ -22,6 +22,7 @@ import os
 from matplotlib import pyplot as plt
 
 from contrastive import config as config_lib
+from contrastive import experiments
 from contrastive import paths as storage
 from contrastive import recipes
 from contrastive import reporting
@@ -34,7 +35,7 @@ def runs(config, loss: str = "contrastive") -> tuple[str, ...]:
 
 
 def get_config(arg=None):
-  return config_lib.experiment(
+  return experiments.study_config(
     arg,
     scales={
       "latent": wang_liu_table1.latent,

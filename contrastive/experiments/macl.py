@@ -30,6 +30,7 @@ import os
 from matplotlib import pyplot as plt
 
 from contrastive import config as config_lib
+from contrastive import experiments
 from contrastive import paths as storage
 from contrastive import recipes
 from contrastive import reporting
@@ -59,7 +60,7 @@ def runs(config) -> tuple[str, ...]:
 
 
 def get_config(arg=None):
-  return config_lib.experiment(
+  return experiments.study_config(
     arg,
     scales={
       "latent": recipes.latent,

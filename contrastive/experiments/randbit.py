@@ -19,6 +19,7 @@ import os
 from matplotlib import pyplot as plt
 
 from contrastive import config as config_lib
+from contrastive import experiments
 from contrastive import recipes
 from contrastive import reporting
 
@@ -58,7 +59,7 @@ def medium():
 
 
 def get_config(arg=None):
-  return config_lib.experiment(
+  return experiments.study_config(
     arg,
     scales={"latent": latent, "small": small, "medium": medium, "paper": recipes.randbit},
     runs=config_lib.grid(loss__temperature=TEMPERATURES, data__randbit_bits=BITS),

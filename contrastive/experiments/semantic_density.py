@@ -27,6 +27,7 @@ from matplotlib import pyplot as plt
 import numpy as np
 
 from contrastive import config as config_lib
+from contrastive import experiments
 from contrastive import recipes
 from contrastive import reporting
 
@@ -37,7 +38,7 @@ FIGURES = (("linear_accuracy", "linear accuracy", 100.0), ("uniformity", "-L_uni
 
 
 def get_config(arg=None):
-  return config_lib.experiment(
+  return experiments.study_config(
     arg,
     scales={"latent": recipes.latent},
     runs=config_lib.grid(data__latent_instance_spread=SPREADS, loss__temperature=TEMPERATURES),

@@ -33,7 +33,7 @@ import os
 from matplotlib import pyplot as plt
 import numpy as np
 
-from contrastive import config as config_lib
+from contrastive import experiments
 from contrastive import paths as storage
 from contrastive import recipes
 from contrastive import reporting
@@ -52,7 +52,7 @@ RUNS = (
 
 
 def get_config(arg=None):
-  c = config_lib.experiment(
+  c = experiments.study_config(
     arg,
     scales={
       "latent": recipes.latent,

@@ -33,6 +33,7 @@ import os
 from matplotlib import pyplot as plt
 
 from contrastive import config as config_lib
+from contrastive import experiments
 from contrastive import recipes
 from contrastive import reporting
 
@@ -104,7 +105,7 @@ def medium():
 
 
 def get_config(arg=None):
-  return config_lib.experiment(
+  return experiments.study_config(
     arg,
     scales={"latent": latent, "small": small, "medium": medium, "paper": recipes.wang_liu},
     runs=config_lib.grid(
