@@ -138,6 +138,9 @@ def report_lines(entries) -> list[str]:
       "are deterministic on one machine only, so compare across them with care.",
       "",
     ]
+  if len(groups) == 1:
+    ((seg, names),) = groups.values()
+    return lines + [f"- every run ({len(set(names))}): {describe(seg)}"]
   for seg, names in groups.values():
     shown = ", ".join(sorted(set(names)))
     lines.append(f"- {describe(seg)}: {shown}")
