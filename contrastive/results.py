@@ -147,24 +147,28 @@ def _inline(study: Study, root_name: str) -> list[str]:
   return lines
 
 
-def _glance(found: list[Study]) -> list[str]:
-  """The claims at a glance: one row per (study, claim), a column per scale with runs."""
-  scales = [s for s in SCALES if any(f.scale == s for f in found)]
+def _glance(found: list[Study], root_name: str) -> list[str]:
+  """The claims at a glance: one row per (study, claim), a column per scale (latent,
+  small and medium always; paper where it has runs), each verdict linking to its report."""
+  scales = [s for s in SCALES if s != "paper" or any(f.scale == s for f in found)]
   rows: dict[tuple[str, str], dict[str, str]] = {}
   for study in found:
+    report = f"{root_name}/{study.scale}/{study.name}/report.md"
     if not study.report.complete:
       rows.setdefault((study.study, "(incomplete sweep)"), {})[study.scale] = (
-        f"{len(study.entries)} of {study.declared} runs"
+        f"[{len(study.entries)} of {study.declared} runs]({report})"
       )
     for claim in study.report.claims:
       cell = "holds" if claim.holds else "does not hold"
       if claim.strict is not None and claim.strict != claim.holds:
         cell += f" (strict: {'holds' if claim.strict else 'does not hold'})"
-      rows.setdefault((study.study, claim.statement), {})[study.scale] = cell
+      rows.setdefault((study.study, claim.statement), {})[study.scale] = f"[{cell}]({report})"
   lines = ["| study | claim | " + " | ".join(scales) + " |", "|---|---|" + "---|" * len(scales)]
   for (name, statement), cells in rows.items():
     statement = statement.replace("|", "\\|")
-    lines.append(f"| {name} | {statement} | " + " | ".join(cells.get(s, "") for s in scales) + " |")
+    lines.append(
+      f"| {name} | {statement} | " + " | ".join(cells.get(s, "not run") for s in scales) + " |"
+    )
   return lines
 
 
@@ -211,7 +215,7 @@ def render(root: str, root_name: str = "results") -> tuple[str, list[Study]]:
     "## The claims at a glance",
     "",
   ]
-  lines += _glance(found) if found else ["No study has runs yet."]
+  lines += _glance(found, root_name) if found else ["No study has runs yet."]
   lines.append("")
   for scale, what in SCALES.items():
     here = [f for f in found if f.scale == scale]
@@ -249,7 +253,7 @@ def summary(root: str, found: list[Study], root_name: str) -> str:
     "The claims at a glance (a claim holds when its difference exceeds 2 standard errors "
     "over the seeds):",
     "",
-    *(_glance(found) if found else ["No study has runs yet."]),
+    *(_glance(found, root_name) if found else ["No study has runs yet."]),
     "",
     END,
   ]
