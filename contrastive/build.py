@@ -7,6 +7,7 @@ The public seams, for the trainer, sweeps, benchmarks, notebooks and tests:
 """
 
 import dataclasses
+import json
 
 import jax
 from jax.experimental import multihost_utils
@@ -77,7 +78,21 @@ def make_setup(
     temperature=temperature.create(config.loss, per_epoch),
     probe_tx=optax.sgd(config.eval.online_probe_learning_rate, momentum=0.9) if probe else None,
     probe_classes=num_classes or 0,
+    fingerprint=fingerprint(config, mesh, num_train, per_epoch, num_classes),
   ), num_steps
+
+
+def fingerprint(config, mesh, *sizes) -> str:
+  """What a run's programs depend on (`step.Setup.fingerprint`): its config but the
+  seeds (the run's and the data's, arguments of the programs) and the config file's
+  name, the mesh's devices and the data's sizes."""
+  c = config.to_dict()
+  c.pop("seed", None)
+  c.pop("config_file", None)
+  c.pop("sweep", None)
+  c.get("data", {}).pop("seed", None)
+  devices = [d.id for d in mesh.devices.flat]
+  return json.dumps([c, devices, sizes], sort_keys=True, default=str)
 
 
 @dataclasses.dataclass(frozen=True)

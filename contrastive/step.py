@@ -13,7 +13,9 @@ fold_in(fold_in(root, 1), step) and the SWD projections fold_in(fold_in(root, 2)
 step), so a resumed run draws exactly the same randomness.
 """
 
+import collections
 import dataclasses
+import json
 import os
 from typing import Any
 
@@ -73,6 +75,34 @@ class Setup:
   # The loss's multiplier: loss.scale, or the one that matches NT-Xent's gradient norm
   # at initialisation (loss.scale_reference="nt_xent"; `build.calibrate_loss_scale`).
   loss_scale: float = 1.0
+  # What the step's programs depend on, as text (`build.make_setup`: the config but its
+  # seeds, the data's size, the mesh): setups with the same one share their traced and
+  # compiled programs within a process (`program`), so a sweep's seeds trace each
+  # once; None: every program its own.
+  fingerprint: str | None = None
+
+
+# The programs of setups with a fingerprint, most recently used last (`program`).
+_PROGRAMS: collections.OrderedDict = collections.OrderedDict()
+_KEPT_PROGRAMS = 32
+
+
+def program(setup: Setup, name: str, build, *key):
+  """`build()`, a jitted program closing over `setup`, kept for the process: a later
+  setup with the same fingerprint (and `key`) gets the same one instead of tracing and
+  compiling (or loading) it again. Its closures may hold the first setup, so what
+  differs between such setups (the data seed, a calibrated loss scale) must be the
+  program's arguments; whether a loss scale applies at all is part of the key."""
+  if setup.fingerprint is None:
+    return build()
+  k = (name, setup.fingerprint, setup.loss_scale != 1.0, *key)
+  if k in _PROGRAMS:
+    _PROGRAMS.move_to_end(k)
+  else:
+    _PROGRAMS[k] = build()
+    if len(_PROGRAMS) > _KEPT_PROGRAMS:
+      _PROGRAMS.popitem(last=False)
+  return _PROGRAMS[k]
 
 
 def create_state(setup: Setup, key, image_shape, num_train: int) -> TrainState:
@@ -113,7 +143,8 @@ def create_state(setup: Setup, key, image_shape, num_train: int) -> TrainState:
       **setup.temperature.init(num_train),
     )
 
-  return jax.jit(initial, out_shardings=NamedSharding(setup.mesh, P()))(key)
+  build = lambda: jax.jit(initial, out_shardings=NamedSharding(setup.mesh, P()))  # noqa: E731
+  return program(setup, "create_state", build, tuple(image_shape), num_train)(key)
 
 
 def batch(data, root_key, step, setup: Setup, seed=None) -> dict:
@@ -161,7 +192,6 @@ def gradient_norms(setup: Setup, loss_cfgs, state: TrainState, data, root_key, s
   batches and keys): one list per loss, one norm per step; one compiled program for
   all of them (a calibration's losses share its batch and compile once)."""
 
-  @jax.jit
   def norms(state, data, step, seed, root_key):
     views = batch(data, root_key, step, setup, seed)
     key = jax.random.fold_in(jax.random.fold_in(root_key, 2), step)
@@ -176,10 +206,13 @@ def gradient_norms(setup: Setup, loss_cfgs, state: TrainState, data, root_key, s
 
     return jnp.stack([grad_norm(c) for c in loss_cfgs])
 
+  losses = json.dumps([c.to_dict() for c in loss_cfgs], sort_keys=True, default=str)
+  jitted = program(setup, "gradient_norms", lambda: jax.jit(norms), losses)
   # The seeds are arguments, not constants: a study's seeds share the program.
   seed = jnp.asarray(setup.data_seed, jnp.int32)
   per_step = [
-    [float(n) for n in norms(state, data, jnp.asarray(s, jnp.int32), seed, root_key)] for s in steps
+    [float(n) for n in jitted(state, data, jnp.asarray(k, jnp.int32), seed, root_key)]
+    for k in steps
   ]
   return [list(column) for column in zip(*per_step, strict=True)]
 
@@ -301,11 +334,15 @@ def jit_train_step(setup: Setup):
   one program), the loss's calibrated scale (the generalized losses' runs each
   calibrate their own), and `diagnose`: logged and unlogged steps share one program.
   """
-  jitted = jax.jit(
-    lambda st, data, root, tau, scale, seed, diagnose: update(
-      st, batch(data, root, st.step, setup, seed), root, setup, tau, diagnose, scale
+  jitted = program(
+    setup,
+    "train_step",
+    lambda: jax.jit(
+      lambda st, data, root, tau, scale, seed, diagnose: update(
+        st, batch(data, root, st.step, setup, seed), root, setup, tau, diagnose, scale
+      ),
+      donate_argnums=0,
     ),
-    donate_argnums=0,
   )
   # The dtype a Python-float temperature takes in the loss (as a population's).
   return BoundStep(jitted, jnp.asarray(setup.loss.temperature), *bound_arguments(setup))

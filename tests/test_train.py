@@ -1,5 +1,6 @@
 """The trainer: device parity, config errors, NaN stop, an end-to-end run, the probe."""
 
+import dataclasses
 import functools
 import json
 import math
@@ -574,3 +575,31 @@ def test_values_legal_but_surely_not_meant_on_the_data_warn_in_one_line(capsys):
   data.latents = None
   with pytest.raises(config_lib.ConfigError, match="images are 28 px"):
     checks.check_data(config, data)
+
+
+def test_runs_that_differ_in_their_seed_share_the_programs_and_get_their_own_results():
+  config = _tiny_config()
+  config.loss.update(name="generalized", distribution="swd_gaussian", normalize=False,
+                     scale_reference="nt_xent")  # fmt: skip
+  first = build.build_run(config)
+  config.seed = 1
+  second = build.build_run(config)
+  assert first.setup.fingerprint == second.setup.fingerprint
+  assert first.setup.loss_scale != second.setup.loss_scale  # calibrated per seed
+  # The calibration's program is shared too: a fresh one gives the second seed's scale.
+  alone_scale = build.calibrate_loss_scale(
+    config, dataclasses.replace(second.setup, fingerprint=None, loss_scale=1.0), second.state,
+    second.data.train, second.root,
+  )  # fmt: skip
+  assert alone_scale == second.setup.loss_scale
+  shared = step_lib.jit_train_step(second.setup)
+  assert shared.jitted is step_lib.jit_train_step(first.setup).jitted  # traced once
+  alone = step_lib.jit_train_step(dataclasses.replace(second.setup, fingerprint=None))
+  assert alone.jitted is not shared.jitted
+  state = jax.tree.map(jnp.copy, second.state)  # the step donates its state
+  (got, m1), (want, m2) = (
+    shared(second.state, second.data.train, second.root),
+    alone(state, second.data.train, second.root),
+  )
+  assert float(m1["loss"]) == float(m2["loss"])
+  jax.tree.map(np.testing.assert_array_equal, got.params, want.params)

@@ -2,9 +2,9 @@
 
 Each module `contrastive.experiments.<name>` holds everything of its study: the
 published numbers (once), the grid of runs at each scale (`get_config(arg)`, the
-config a `configs/experiments/<name>.py` recipe returns, built by `study_config`), the paper's claims judged
-on a sweep's numbers (`claims`), and the report writer (`report(workdir, entries,
-config)`, which returns a `reporting.Report`).
+config a `configs/experiments/<name>.py` recipe returns, built by `study_config`),
+the paper's claims judged on a sweep's numbers (`claims`), and the report writer
+(`report(workdir, entries, config)`, which returns a `reporting.Report`).
 
 Scales (`scale=` in a study's argument): `latent`, the latent test-bed
 (`contrastive.data.latent`, `recipes.latent`: an MLP on generated vectors, 1,000
