@@ -22,30 +22,16 @@ KNN_K = 200
 KNN_TEMPERATURE = 0.1
 
 
-@functools.partial(jax.jit, static_argnames=("k", "num_classes", "block_size"))
-def knn_predict(
-  train_features,
-  train_labels,
-  test_features,
-  *,
-  num_classes,
-  k=KNN_K,
-  temperature=KNN_TEMPERATURE,
-  block_size=256,
-) -> jax.Array:
-  """Weighted kNN class predictions for `test_features`.
+@functools.partial(jax.jit, static_argnames=("k", "block_size"))
+def knn_neighbours(train_features, test_features, *, k=KNN_K, block_size=256):
+  """Each test row's k nearest training rows by cosine similarity: (similarities
+  [N, k], indices [N, k]); the votes of any label set take them (`knn_vote`).
 
   Args:
     train_features: [M, D] (L2-normalised inside).
-    train_labels: [M] int labels in [0, num_classes).
     test_features: [N, D].
-    num_classes: number of classes.
     k: neighbours (clipped to M).
-    temperature: T of the vote weights exp(s / T).
     block_size: test rows compared with all training rows at once.
-
-  Returns:
-    [N] int32 predicted labels.
 
   References:
     Wu et al., "Unsupervised Feature Learning via Non-Parametric Instance
@@ -58,13 +44,27 @@ def knn_predict(
   b = min(block_size, n)
   num_blocks = -(-n // b)
   test = jnp.pad(test, ((0, num_blocks * b - n), (0, 0))).reshape(num_blocks, b, -1)
+  sim, idx = jax.lax.map(lambda rows: jax.lax.top_k(rows @ train.T, k), test)
+  return sim.reshape(-1, k)[:n], idx.reshape(-1, k)[:n]
 
-  def block(rows):
-    sim, idx = jax.lax.top_k(rows @ train.T, k)
-    votes = jax.nn.one_hot(train_labels[idx], num_classes) * jnp.exp(sim / temperature)[..., None]
-    return jnp.argmax(jnp.sum(votes, axis=1), axis=-1).astype(jnp.int32)
 
-  return jax.lax.map(block, test).reshape(-1)[:n]
+@functools.partial(jax.jit, static_argnames="num_classes")
+def knn_vote(neighbours, train_labels, *, num_classes, temperature=KNN_TEMPERATURE):
+  """[N] int32 predictions: each test row's `knn_neighbours` vote for their labels
+  `train_labels` [M] (in [0, num_classes)) with weight exp(s / temperature)."""
+  sim, idx = neighbours
+  votes = jax.nn.one_hot(train_labels[idx], num_classes) * jnp.exp(sim / temperature)[..., None]
+  return jnp.argmax(jnp.sum(votes, axis=1), axis=-1).astype(jnp.int32)
+
+
+def knn_predict(train_features, train_labels, test_features, *, num_classes, k=KNN_K,
+                temperature=KNN_TEMPERATURE, block_size=256) -> jax.Array:  # fmt: skip
+  """Weighted kNN class predictions [N] (int32) for `test_features` [N, D] from
+  `train_features` [M, D] and their `train_labels` (Wu et al.'s: `knn_neighbours`,
+  then `knn_vote`)."""
+  near = knn_neighbours(train_features, test_features, k=k, block_size=block_size)
+  return knn_vote(near, jnp.asarray(train_labels), num_classes=num_classes,
+                  temperature=temperature)  # fmt: skip
 
 
 def knn_accuracy(
@@ -76,16 +76,16 @@ def knn_accuracy(
   num_classes,
   k=KNN_K,
   temperature=KNN_TEMPERATURE,
+  neighbours=None,
 ) -> float:
-  """Top-1 accuracy of `knn_predict` on (test_features, test_labels)."""
-  pred = knn_predict(
-    jnp.asarray(train_features, jnp.float32),
-    jnp.asarray(train_labels),
-    jnp.asarray(test_features, jnp.float32),
-    num_classes=num_classes,
-    k=k,
-    temperature=temperature,
-  )
+  """Top-1 accuracy of `knn_predict` on (test_features, test_labels); `neighbours`:
+  the features' `knn_neighbours` where already computed (another label set's vote)."""
+  if neighbours is None:
+    neighbours = knn_neighbours(
+      jnp.asarray(train_features, jnp.float32), jnp.asarray(test_features, jnp.float32), k=k
+    )
+  pred = knn_vote(neighbours, jnp.asarray(train_labels), num_classes=num_classes,
+                  temperature=temperature)  # fmt: skip
   return float(np.mean(np.asarray(pred) == np.asarray(test_labels)))
 
 

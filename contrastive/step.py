@@ -84,7 +84,7 @@ class Setup:
 
 # The programs of setups with a fingerprint, most recently used last (`program`).
 _PROGRAMS: collections.OrderedDict = collections.OrderedDict()
-_KEPT_PROGRAMS = 32
+_KEPT_PROGRAMS = 128
 
 
 def program(setup: Setup, name: str, build, *key):

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from contrastive import metrics
+from contrastive import probes
 from tests import reference
 
 
@@ -112,3 +113,28 @@ def test_metrics_fit_50000_by_128_in_2_gib(name, fn, extra):
   memory = jax.jit(fn).lower(z, *extra).compile().memory_analysis()
   total = memory.temp_size_in_bytes + memory.argument_size_in_bytes + memory.output_size_in_bytes
   assert total < 2 * 2**30, f"{name}: {total / 2**30:.2f} GiB"
+
+
+def test_knn_votes_as_a_naive_numpy_knn_and_shares_its_neighbours_across_label_sets():
+  rng = np.random.default_rng(3)
+  train, test = rng.normal(size=(300, 16)), rng.normal(size=(70, 16))
+  labels, coarse = rng.integers(0, 7, 300), rng.integers(0, 2, 300)
+
+  def naive(y, classes, k=20, t=0.1):
+    a = train / np.linalg.norm(train, axis=1, keepdims=True)
+    b = test / np.linalg.norm(test, axis=1, keepdims=True)
+    s = b @ a.T
+    top = np.argsort(-s, axis=1)[:, :k]
+    votes = np.zeros((len(test), classes))
+    for i, row in enumerate(top):
+      for j in row:
+        votes[i, y[j]] += np.exp(s[i, j] / t)
+    return votes.argmax(1)
+
+  near = probes.knn_neighbours(train.astype(np.float32), test.astype(np.float32), k=20,
+                               block_size=32)  # fmt: skip
+  for y, classes in ((labels, 7), (coarse, 2)):
+    got = probes.knn_vote(near, jnp.asarray(y), num_classes=classes)
+    np.testing.assert_array_equal(got, naive(y, classes))
+    direct = probes.knn_predict(train, y, test, num_classes=classes, k=20)
+    np.testing.assert_array_equal(direct, got)
