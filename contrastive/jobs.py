@@ -100,11 +100,11 @@ def train_job(config, workdir: str) -> None:
       "processes); the report covers the finished ones, and the last process to finish "
       "writes the complete one (or rerun this command then)."
     )
-  if jax.process_index() == 0 and entries:
-    print(f"figure: {plot.draw_sweep(workdir)[0]} (each run's curves: python -m "
-          f"contrastive.plot {workdir} --runs)")  # fmt: skip
   if study is not None and jax.process_index() == 0:
     print(f"report: {study.report(workdir, entries, config).paths['report']}")
+  if jax.process_index() == 0 and entries:  # after the report: a figure never costs it
+    print(f"figure: {plot.draw_sweep(workdir)[0]} (each run's curves: python -m "
+          f"contrastive.plot {workdir} --runs)")  # fmt: skip
 
 
 def analysis_job(config, workdir: str) -> None:
