@@ -31,6 +31,7 @@ import shutil
 import sys
 import tempfile
 
+from contrastive import config as config_lib
 from contrastive import experiments
 from contrastive import paths as storage
 from contrastive import provenance
@@ -147,6 +148,15 @@ def _inline(study: Study, root_name: str) -> list[str]:
   return lines
 
 
+def _has_scale(name: str, scale: str) -> bool:
+  """Whether the study `name` declares `scale` (semantic_density: the test-bed only)."""
+  try:
+    experiments.get(name).get_config(f"scale={scale}")
+  except config_lib.ConfigError:
+    return False
+  return True
+
+
 def _glance(found: list[Study], root_name: str) -> list[str]:
   """The claims at a glance: one row per (study, claim), a column per scale (latent,
   small and medium always; paper where it has runs), each verdict linking to its report."""
@@ -167,7 +177,9 @@ def _glance(found: list[Study], root_name: str) -> list[str]:
   for (name, statement), cells in rows.items():
     statement = statement.replace("|", "\\|")
     lines.append(
-      f"| {name} | {statement} | " + " | ".join(cells.get(s, "not run") for s in scales) + " |"
+      f"| {name} | {statement} | "
+      + " | ".join(cells.get(s, "not run" if _has_scale(name, s) else "-") for s in scales)
+      + " |"
     )
   return lines
 
@@ -220,7 +232,7 @@ def render(root: str, root_name: str = "results") -> tuple[str, list[Study]]:
   for scale, what in SCALES.items():
     here = [f for f in found if f.scale == scale]
     lines += [f"## Scale `{scale}`: {what}", ""]
-    swept = [n for n in experiments.names() if n not in NOT_SWEPT]
+    swept = [n for n in experiments.names() if n not in NOT_SWEPT and _has_scale(n, scale)]
     missing = [n for n in swept if n not in {f.study for f in here}]
     if not here:
       lines += [f"Not run yet at this scale: no study has runs under `{root_name}/{scale}/`.", ""]
