@@ -11,6 +11,7 @@ import jax
 import numpy as np
 
 from contrastive import checkpoint
+from contrastive import reporting
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OVERRIDES = [
@@ -62,6 +63,7 @@ def _params(workdir):
   return jax.tree.leaves(tree["params"]) + [tree["bank"]]
 
 
+_FIGURE, _SECONDS = r"-?\d+\.\d{4}", r"\d+(\.\d)?"
 # Every line a default run may print, on stdout then stderr: nothing else (no library
 # INFO logging, no warnings from a healthy run).
 STDOUT = [
@@ -71,11 +73,13 @@ STDOUT = [
   r"starting from scratch",
   r"evaluating: kNN and a 3-epoch linear probe on 512 \+ 300 images",
   r"evaluated in \d+\.\d s",
-  r"(knn_accuracy|linear_accuracy|online_linear_accuracy|pixel_knn_accuracy|uniformity|"
-  r"tolerance|alignment|"
-  r"final_loss|wall_time_s): -?\d+\.\d{4}",
+  *(  # each figure with what it means
+    key + ": +" + (_SECONDS if key == "wall_time_s" else _FIGURE) + " +" + re.escape(meaning)
+    for key, meaning in reporting.MEANINGS.items()
+  ),
   r"time_s: setup [\d.]+, first_step [\d.]+, train [\d.]+, evaluate [\d.]+",
   r"results: \S+/results\.json",
+  r"figure: (\S+)/curves\.png \(redraw: python -m contrastive\.plot \1\)",
 ]
 STDERR = [r"step \d+/16 +\d+\.\d% \| loss \d+\.\d{4} \| \d+ img/s \| ETA \d\d:\d\d:\d\d"]
 
@@ -130,6 +134,7 @@ def test_two_processes_agree_with_one(tmp_path):
   assert [line.split(":")[0] for line in lines[4:]] == [
     "knn_accuracy", "linear_accuracy", "online_linear_accuracy", "pixel_knn_accuracy",
     "uniformity", "tolerance", "alignment", "final_loss", "wall_time_s", "time_s", "results",
+    "figure",
   ]  # fmt: skip
   assert errs[0].splitlines()[-1].startswith("step 16/16 100.0%")
   # Process 0 says where the run runs; process 1 prints no start line.
