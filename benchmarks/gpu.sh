@@ -36,6 +36,11 @@ deadline=${2:?usage: bash benchmarks/gpu.sh [--dry-run] OUT DEADLINE_S}
 py=${PYTHON:-python3}
 items=${ITEMS:-train_step augment blockwise_memory blockwise_speed run30 medium}
 cd "$(dirname "$0")/.."
+if ! "$py" -c "import jax, contrastive" 2> /dev/null; then
+  echo "error: $py cannot import jax and contrastive: activate the project's environment" \
+    "(. .venv/bin/activate) or set PYTHON=/path/to/its/python, then rerun." >&2
+  exit 2
+fi
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 work=${WORK:-/tmp/contrastive-gpu-work}

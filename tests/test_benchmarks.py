@@ -71,6 +71,13 @@ def test_gpu_script_dry_run_runs_its_first_item(tmp_path):
   row = json.loads((out / "train_step.json").read_text())
   assert row["images_per_s"] > 0 and row["step_gflop"] > 0 and row["logged_step_ms"] > 0
   assert "done, " in log
+  # An interpreter without jax (the environment not activated): one line, exit 2, no OUT.
+  proc = subprocess.run(
+    ["bash", "benchmarks/gpu.sh", "--dry-run", str(tmp_path / "none"), "300"],
+    cwd=ROOT, capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHON": "false"},
+  )  # fmt: skip
+  assert proc.returncode == 2 and proc.stderr.startswith("error: false cannot import jax")
+  assert not (tmp_path / "none").exists()
 
 
 def test_sweep_benchmark_runs(tmp_path):
