@@ -9,6 +9,7 @@ Every config is checked before anything is written; the errors a user fixes
 """
 
 import json
+import os
 
 import jax
 
@@ -63,6 +64,13 @@ def _study(name: str):
     raise config_lib.ConfigError(str(e)) from None
 
 
+def finished_run(workdir: str, name: str, results: dict) -> None:
+  """A sweep's run has finished: its headline, and its figure in its directory."""
+  print(headline(name, results, f"{workdir}/{name}/results.json"), flush=True)
+  if jax.process_index() == 0:
+    plot.draw_run(os.path.join(workdir, name))
+
+
 def train_job(config, workdir: str) -> None:
   """One run, or the sweep of `config.sweep.runs` and its study's report."""
   if not config.sweep.runs:
@@ -87,7 +95,7 @@ def train_job(config, workdir: str) -> None:
     workdir,
     check=checks.check,
     on_start=lambda name, k, n: print(f"run {k}/{n}: {name}", flush=True),
-    on_result=lambda name, r: print(headline(name, r, f"{workdir}/{name}/results.json")),
+    on_result=lambda name, r: finished_run(workdir, name, r),
     on_skip=lambda name, k, n, holder: print(
       f"run {k}/{n}: {name} is training in {holder}; skipped", flush=True
     ),
@@ -103,8 +111,8 @@ def train_job(config, workdir: str) -> None:
   if study is not None and jax.process_index() == 0:
     print(f"report: {study.report(workdir, entries, config).paths['report']}")
   if jax.process_index() == 0 and entries:  # after the report: a figure never costs it
-    print(f"figure: {plot.draw_sweep(workdir)[0]} (each run's curves: python -m "
-          f"contrastive.plot {workdir} --runs)")  # fmt: skip
+    print(f"figure: {plot.draw_sweep(workdir)[0]} (and each run's {plot.CURVES}; redraw: "
+          f"python -m contrastive.plot {workdir} --runs)")  # fmt: skip
 
 
 def analysis_job(config, workdir: str) -> None:

@@ -5,13 +5,13 @@ loss; the mean positive and negative similarities (and the hardest negative's); 
 temperature the loss applied; the batch's uniformity (-L_unif) and alignment; the
 online probe's accuracy where it ran; and the test split's similarity profile (the
 positive and the nearest negatives, `local_separation`) where it was computed, with
-the run's final figures in the title. Every run writes it when it finishes
-(`train.finish`); this command redraws it, for a run written before that or by
-another machine.
+the run's final figures in the title. Every run writes it when it finishes (a single
+run and each run of a sweep, `jobs`); this command redraws it, for a run written
+before that or by another machine.
 
 A sweep's directory (its sweep.json) gets `sweep.png`: each run's linear accuracy
 (mean and spread over its seeds) and where it sits in the uniformity-tolerance plane,
-and, with --runs, each finished run's `curves.png` too.
+and, with --runs, each finished run's `curves.png` redrawn too.
 
 Each figure is saved with a CSV of the numbers it plots (`reporting.save_figure`).
 """

@@ -133,6 +133,9 @@ def test_interrupted_sweep_finishes_only_the_missing_runs(tmp_path):
   trained = [line for line in lines if line.startswith("finished ")]
   assert len(trained) == 1 and trained[0].startswith("finished loss.name=simple: knn_accuracy ")
   assert trained[0].endswith(f"({workdir}/loss.name=simple/results.json)")
+  # The run trained here has its figure, as a single run has; the sweep has its own.
+  assert (workdir / "loss.name=simple" / "curves.png").read_bytes()[:4] == b"\x89PNG"
+  assert (workdir / "sweep.png").exists()
   for n, mtime in finished.items():
     assert (workdir / n / "results.json").stat().st_mtime_ns == mtime
   summary = json.loads((workdir / "sweep.json").read_text())
