@@ -25,6 +25,7 @@ first release's N-1). `paper`: `recipes.simclr_cifar`. `small`: the quickstart's
 ConvN on the embedded `shapes`, 6 epochs per run.
 """
 
+import functools
 import os
 
 from matplotlib import pyplot as plt
@@ -102,10 +103,16 @@ def _accuracies(entries) -> dict:
   return found
 
 
-def gains(entries, run: str = BATCH_RUNS[2]) -> dict:
+@functools.cache
+def gain_loss() -> dict:
+  """The loss config of the run whose gain the batch-size axis follows (MACL linear)."""
+  return config_lib.with_overrides(config_lib.base(), BATCH_RUNS[2]).loss.to_dict()
+
+
+def gains(entries) -> dict:
   """{batch: `reporting.Value` of MACL linear's gain over the fixed run at its tau_0 (in
   accuracy points), paired by seed} at every batch where both have a seed in common."""
-  loss = config_lib.with_overrides(config_lib.base(), run).loss.to_dict()
+  loss = gain_loss()
   fixed = fixed_label(loss)
   acc = _accuracies(entries)
   found = {}
@@ -117,10 +124,11 @@ def gains(entries, run: str = BATCH_RUNS[2]) -> dict:
   return found
 
 
-def claims(entries) -> list[reporting.Claim] | None:
+def claims(entries, by_batch=None) -> list[reporting.Claim] | None:
   """Each MACL run against the fixed run at its tau_0 and against the best fixed run at
-  the same batch, judged against the noise; with the batch-size axis, whether MACL
-  linear's gain grows as the batch shrinks. None until there are both."""
+  the same batch, judged against the noise; with the batch-size axis (`gains`, computed
+  here unless given), whether MACL linear's gain grows as the batch shrinks. None until
+  there are both."""
   groups = reporting.replicas(entries)
   batch = max(g["config"]["data"]["batch_size"] for g in groups)  # the scale's own
   runs = [g for g in groups if g["config"]["data"]["batch_size"] == batch]
@@ -160,9 +168,9 @@ def claims(entries) -> list[reporting.Claim] | None:
         noise=reporting.noise_basis([acc, best_fixed]),
       ),
     ]
-  by_batch = gains(entries)
+  by_batch = gains(entries) if by_batch is None else by_batch
   if len(by_batch) > 1:
-    run = config_lib.with_overrides(config_lib.base(), BATCH_RUNS[2]).loss.to_dict()
+    run = gain_loss()
     ordered = [by_batch[b] for b in sorted(by_batch, reverse=True)]  # largest batch first
     strict, holds = reporting.trend(ordered, +1)
     found.append(
@@ -294,7 +302,7 @@ def report(workdir: str, entries: list[dict], config) -> reporting.Report:
       + " / ".join(f"{m - f:+.1f}" for f, m in zip(pub["simclr"], pub["macl"], strict=True))
       + ".",
     ],
-    claims=claims(entries),
+    claims=claims(entries, by_batch),
     figures=[("adaptive temperature; gain by batch", "macl_temperature.png")],
     paths=paths,
     seeds=reporting.seed_count(reporting.replicas(entries)),
