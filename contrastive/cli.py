@@ -1,6 +1,8 @@
 """The command line: `python run.py --config=configs/NAME.py[:ARGS] --workdir=DIR
-[--config.KEY=V]`, or from an installed copy `contrastive-run ...` (or `python -m
-contrastive ...`), with a config file from a checkout or your own.
+[--config.KEY=V]`, or from an installed copy `contrastive train ...` (also
+`contrastive-run ...` and `python -m contrastive ...`), with a config file from a
+checkout or your own; `contrastive list` prints what there is to run, `contrastive
+plot DIR` draws a finished run or sweep (`contrastive.plot`).
 
 Parses flags, loads the config and hands it to the library (`contrastive.jobs`);
 nothing else lives here. A mistake on the command line (an unknown flag or config
@@ -20,6 +22,7 @@ from contrastive import build
 from contrastive import checkpoint
 from contrastive import config as config_lib
 from contrastive import jobs
+from contrastive import plot
 from contrastive import step as step_lib
 
 _CONFIG = flags.DEFINE_string(
@@ -186,3 +189,32 @@ def main(argv):
 def run() -> None:
   """The command's entry point (run.py, `contrastive-run`, `python -m contrastive`)."""
   app.run(main, flags_parser=_parse_flags)
+
+
+# `contrastive COMMAND`: what each does.
+COMMANDS = {
+  "train": "contrastive train --config=configs/NAME.py[:ARGUMENTS] --workdir=DIR "
+  "[--config.KEY=VALUE ...]: a run, sweep or study (as python run.py; --help for the keys)",
+  "list": "contrastive list: the config files here, the paper studies, the losses and "
+  "every config key at its default",
+  "plot": "contrastive plot DIR [DIR ...] [--runs]: a finished run's curves.png or a "
+  "sweep's sweep.png",
+}
+
+
+def command(argv=None) -> None:
+  """The installed `contrastive` command: train, list or plot."""
+  argv = sys.argv if argv is None else argv
+  name, rest = (argv[1], argv[2:]) if len(argv) > 1 else (None, [])
+  if name == "train":
+    sys.argv = ["contrastive train", *rest]
+    run()
+  elif name == "list":
+    print(help_text())
+  elif name == "plot":
+    sys.exit(plot.main(rest))
+  elif name in (None, "-h", "--help", "help"):
+    print("usage:\n" + "\n".join(f"  {usage}" for usage in COMMANDS.values()))
+    sys.exit(0 if name else 2)
+  else:
+    _fail(f"unknown command {name!r}; valid: {', '.join(COMMANDS)} (contrastive --help).")

@@ -165,6 +165,31 @@ def test_installed_copy_imports_and_writes_every_report(tmp_path, sweep_dirs):
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert "none here (a checkout" in proc.stdout and "wang_liu_table1" in proc.stdout
   assert "loss.temperature=0.2" in proc.stdout
+  # `contrastive`: train (as contrastive-run), list (as --help) and plot; a typo, one line.
+  command = str(site / "bin" / "contrastive")
+  listed = subprocess.run([command, "list"], cwd=outside, env=env, capture_output=True,
+                          text=True, timeout=300)  # fmt: skip
+  assert listed.returncode == 0 and listed.stdout == proc.stdout, listed.stderr[-3000:]
+  trained = subprocess.run(
+    [command, "train", f"--config={ROOT}/configs/relative_penalty.py",
+     f"--workdir={tmp_path / 'fig3'}", "--config.num_pionts=51"],
+    cwd=outside, env=env, capture_output=True, text=True, timeout=300,
+  )  # fmt: skip
+  assert trained.returncode == 2 and trained.stderr.strip().splitlines() == [
+    "error: No config key 'num_pionts'; did you mean 'num_points'?"
+  ]
+  sweep_dir = sweep_dirs["wang_liu_table1"]
+  plotted = subprocess.run([command, "plot", sweep_dir, str(tmp_path / "fig3")], cwd=outside,
+                           env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+  assert plotted.stdout.split() == [os.path.join(sweep_dir, "sweep.png")], plotted.stdout
+  assert plotted.returncode == 2 and plotted.stderr.startswith("error: ") and "not a run" in (
+    plotted.stderr
+  )  # a directory that holds no run: one line
+  wrong = subprocess.run([command, "trian"], cwd=outside, env=env, capture_output=True,
+                         text=True, timeout=300)  # fmt: skip
+  assert wrong.returncode == 2 and wrong.stderr.strip().splitlines() == [
+    "error: unknown command 'trian'; valid: train, list, plot (contrastive --help)."
+  ]
 
 
 def _imports(path: str) -> set[str]:
