@@ -182,8 +182,10 @@ def test_installed_copy_imports_and_writes_every_report(tmp_path, sweep_dirs):
   plotted = subprocess.run([command, "plot", sweep_dir, str(tmp_path / "fig3")], cwd=outside,
                            env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
   assert plotted.stdout.split() == [os.path.join(sweep_dir, "sweep.png")], plotted.stdout
-  assert plotted.returncode == 2 and plotted.stderr.startswith("error: ") and "not a run" in (
-    plotted.stderr
+  assert (
+    plotted.returncode == 2
+    and plotted.stderr.startswith("error: ")
+    and "not a run" in (plotted.stderr)
   )  # a directory that holds no run: one line
   wrong = subprocess.run([command, "trian"], cwd=outside, env=env, capture_output=True,
                          text=True, timeout=300)  # fmt: skip
