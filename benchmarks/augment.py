@@ -58,7 +58,7 @@ def make_step(model, tx):
   return step
 
 
-def bench(batch, repeats, width=64, settings=None):
+def bench(batch, repeats, width=64, settings=None, encoder="resnet18"):
   rows = []
   for name, (size, recipe, stem) in SETTINGS.items():
     if settings and not any(s in name for s in settings):
@@ -66,7 +66,7 @@ def bench(batch, repeats, width=64, settings=None):
     config = augment.preset(recipe, size)
     images = jax.random.randint(jax.random.key(0), (batch, size, size, 3), 0, 256).astype(jnp.uint8)
     aug = jax.jit(lambda key, im, config=config: augment.augment_batch(key, im, config))
-    model = models.create("resnet18", stem=stem, width=width)
+    model = models.create(encoder, stem=stem, width=width)
     variables = model.init(jax.random.key(1), jnp.zeros((2, size, size, 3)), train=False)
     tx = optax.sgd(0.03, momentum=0.9)
     state = [variables["params"], variables["batch_stats"], tx.init(variables["params"])]
@@ -85,6 +85,7 @@ def bench(batch, repeats, width=64, settings=None):
     med = {k: statistics.median(v) for k, v in times.items()}
     row = {
       "setting": name,
+      "encoder": encoder,
       "batch": batch,
       "augment_ms": round(med["augment"] * 1e3, 2),
       "train_step_ms": round(med["train_step"] * 1e3, 2),
@@ -110,12 +111,15 @@ def main():
     "--width", type=int, default=64, help="ResNet-18 first-stage width (64 = the standard model)"
   )
   parser.add_argument(
+    "--encoder", default="resnet18", help="the step's encoder (convn: a quick check of the script)"
+  )
+  parser.add_argument(
     "--setting", action="append", help="run only the settings whose name contains this (repeatable)"
   )
   args = parser.parse_args()
   common.check_repeats(parser, args.repeats)
   print(common.machine())
-  rows = bench(args.batch, args.repeats, args.width, args.setting)
+  rows = bench(args.batch, args.repeats, args.width, args.setting, args.encoder)
   common.write_json(args.json, {"machine": common.machine(), "rows": rows})
 
 

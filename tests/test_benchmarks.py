@@ -40,10 +40,12 @@ def test_losses_benchmark_runs_and_reports_every_implementation(tmp_path):
 
 def test_augment_benchmark_runs(tmp_path):
   rows = _run(
-    "benchmarks/augment.py", tmp_path / "o.json", "--batch", "4", "--repeats", "5", "--width", "4",
+    "benchmarks/augment.py", tmp_path / "o.json", "--batch", "4", "--repeats", "5",
+    "--encoder", "convn",  # the step's model: the script's code is the same for every one
     "--setting", "96x96",  # one setting: the script's code path is the same for both
   )["rows"]  # fmt: skip
   assert [r["setting"] for r in rows] == ["96x96 simclr_imagenet, resnet18 imagenet stem"]
+  assert [r["encoder"] for r in rows] == ["convn"]
   assert all(r["augment_ms"] > 0 and r["train_step_ms"] > 0 for r in rows)
 
 
