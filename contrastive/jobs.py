@@ -17,6 +17,7 @@ from contrastive import checkpoint
 from contrastive import checks
 from contrastive import config as config_lib
 from contrastive import experiments
+from contrastive import locking
 from contrastive import paths
 from contrastive import plot
 from contrastive import reporting
@@ -30,8 +31,8 @@ USER_ERRORS = (
   sources.DatasetNotPreparedError,
   train.NonFiniteLossError,
   checkpoint.CheckpointMismatchError,
-  checkpoint.WorkdirBusyError,
-  checkpoint.WorkdirUnwritableError,
+  locking.WorkdirBusyError,
+  locking.WorkdirUnwritableError,
   checkpoint.CheckpointWriteError,
 )
 

@@ -107,6 +107,12 @@ class MetricWriter:
         shutil.rmtree(self._tb_dir, ignore_errors=True)
 
 
+def first_line(error: Exception, limit: int = 160) -> str:
+  """An exception's message in one line of at most `limit` characters."""
+  text = (str(error).strip().splitlines() or [type(error).__name__])[0]
+  return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def warn(message: str) -> None:
   """Something legal but surely not meant, or a recoverable fault: one line on stderr,
   "warning: ...", and the run goes on."""

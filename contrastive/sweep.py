@@ -15,7 +15,7 @@ their checkpoint lives in WORKDIR/populations/NAME.
 
 Several processes may run the same sweep command at once (on one machine or on
 several sharing the workdir; e.g. a few on one large GPU): each run is trained by the
-process that takes its directory's lock (`checkpoint.WorkdirLock`), and the others
+process that takes its directory's lock (`locking.WorkdirLock`), and the others
 skip it, so every run trains once. Each process writes sweep.json and the report of
 what has finished when it has nothing left to claim; the last to finish writes the
 complete one. (Within one multi-process job, `jax.distributed`, every process trains
@@ -27,8 +27,8 @@ import os
 
 import jax
 
-from contrastive import checkpoint
 from contrastive import config as config_lib
+from contrastive import locking
 from contrastive import paths
 from contrastive import population as population_lib
 from contrastive import train
@@ -171,8 +171,8 @@ def run(
       continue
     run_dir = _run_dir(workdir, group)
     try:  # claimed before its data load: a run another process holds costs nothing
-      claim = checkpoint.WorkdirLock(run_dir) if _shared() else None
-    except checkpoint.WorkdirBusyError as busy:
+      claim = locking.WorkdirLock(run_dir) if _shared() else None
+    except locking.WorkdirBusyError as busy:
       skipped(group, busy.holder)
       continue
     try:

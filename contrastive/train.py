@@ -22,6 +22,7 @@ import numpy as np
 from contrastive import build
 from contrastive import checkpoint
 from contrastive import evaluate
+from contrastive import locking
 from contrastive import logs
 from contrastive import paths
 from contrastive import provenance
@@ -106,7 +107,7 @@ def train_and_evaluate(config, workdir: str, *, lock=None) -> dict:
   Args:
     config: the run's config.
     workdir: its directory.
-    lock: the `checkpoint.WorkdirLock` on `workdir` if the caller took it already (a
+    lock: the `locking.WorkdirLock` on `workdir` if the caller took it already (a
       sweep claims a run before loading its data); taken here otherwise. Released
       when the run ends.
 
@@ -126,10 +127,10 @@ def train_and_evaluate(config, workdir: str, *, lock=None) -> dict:
 
 
 def process_lock(workdir: str):
-  """Process 0's lock on `workdir` (`checkpoint.WorkdirLock`); a no-op elsewhere."""
+  """Process 0's lock on `workdir` (`locking.WorkdirLock`); a no-op elsewhere."""
   if jax.process_index() != 0:
-    return checkpoint.NoLock()
-  return checkpoint.WorkdirLock(workdir)
+    return locking.NoLock()
+  return locking.WorkdirLock(workdir)
 
 
 def train_loop(config, workdir, run: build.Run, state, step_fn, metric_dirs, times,

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from contrastive import checkpoint
+from contrastive import locking
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NUM_STEPS = 2 * (1497 // 64)  # tiny_run: 2 epochs of digits at batch 64
@@ -127,7 +128,7 @@ def test_a_checkpoint_of_another_config_stops_with_one_line(tmp_path):
 
 
 def _lock_in_subprocess(workdir, then=""):
-  code = f"from contrastive import checkpoint; checkpoint.WorkdirLock({str(workdir)!r}); {then}"
+  code = f"from contrastive import locking; locking.WorkdirLock({str(workdir)!r}); {then}"
   return subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
 
 
@@ -135,7 +136,7 @@ def test_a_second_process_on_a_workdir_stops_naming_the_first(tmp_path):
   # A run that crashed holding the lock does not leave it stuck.
   crashed = _lock_in_subprocess(tmp_path, "import os, signal; os.kill(os.getpid(), signal.SIGKILL)")
   assert crashed.returncode == -signal.SIGKILL
-  lock = checkpoint.WorkdirLock(str(tmp_path))
+  lock = locking.WorkdirLock(str(tmp_path))
   try:
     second = _lock_in_subprocess(tmp_path)
     assert second.returncode != 0

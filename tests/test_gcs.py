@@ -134,18 +134,18 @@ def test_a_bucket_workdir_killed_and_rerun_ends_as_a_local_run(
 def test_a_bucket_lease_stops_a_second_run_and_a_stale_one_is_taken_over(emulator):
   code = """
 import json, time
-from contrastive import checkpoint, paths
-first = checkpoint.WorkdirLock("gs://runs/leased")
+from contrastive import locking, paths
+first = locking.WorkdirLock("gs://runs/leased")
 try:
-  checkpoint.WorkdirLock("gs://runs/leased")
-except checkpoint.WorkdirBusyError as e:
+  locking.WorkdirLock("gs://runs/leased")
+except locking.WorkdirBusyError as e:
   print(e)
 first.release()
-again = checkpoint.WorkdirLock("gs://runs/leased")  # released: free again
+again = locking.WorkdirLock("gs://runs/leased")  # released: free again
 again.release()
 old = {"holder": "pid 1 on gone", "host": "gone", "pid": 1, "renewed": time.time() - 600}
 paths.write_text("gs://runs/leased/.lock", json.dumps(old))
-stale = checkpoint.WorkdirLock("gs://runs/leased")  # not renewed for 10 minutes
+stale = locking.WorkdirLock("gs://runs/leased")  # not renewed for 10 minutes
 now = json.loads(paths.read_text("gs://runs/leased/.lock"))
 print("took over", now["holder"] != "pid 1 on gone")
 stale.release()

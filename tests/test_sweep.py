@@ -10,9 +10,9 @@ import time
 import numpy as np
 import pytest
 
-from contrastive import checkpoint
 from contrastive import checks
 from contrastive import config as config_lib
+from contrastive import locking
 from contrastive import saved
 from contrastive import sweep
 
@@ -111,7 +111,7 @@ def test_interrupted_sweep_finishes_only_the_missing_runs(tmp_path):
   assert not (workdir / "loss.name=simple" / "results.json").exists()
   # The same command in a second process while another trains the missing run (its
   # lock held here): it skips that run, trains nothing and says the sweep is not done.
-  lock = checkpoint.WorkdirLock(str(workdir / "loss.name=simple"))
+  lock = locking.WorkdirLock(str(workdir / "loss.name=simple"))
   try:
     shared = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
   finally:
