@@ -185,7 +185,7 @@ def test_installed_copy_imports_and_writes_every_report(tmp_path, sweep_dirs):
   assert (
     plotted.returncode == 2
     and plotted.stderr.startswith("error: ")
-    and "not a run" in (plotted.stderr)
+    and "not a run" in plotted.stderr
   )  # a directory that holds no run: one line
   wrong = subprocess.run([command, "trian"], cwd=outside, env=env, capture_output=True,
                          text=True, timeout=300)  # fmt: skip

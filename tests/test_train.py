@@ -506,6 +506,15 @@ def test_per_sample_temperatures_move_by_isogclr_stay_in_range_and_resume_exactl
     if v.tag == temperature_lib.SAMPLE_TEMPERATURES
   ]
   assert len(histograms) == 1 and histograms[0][:, 2].sum() == len(tau)  # every instance
+  # Two writers on one logdir opened in the same second (a run resumed in this process)
+  # write a file each, and neither truncates the other's events.
+  first, second = (logs.MetricWriter(str(tmp_path / "two"), tensorboard=True) for _ in range(2))
+  first.write(6, {"loss": 1.0})
+  first.close()
+  second.close()
+  files = sorted((tmp_path / "two" / "tensorboard").iterdir())
+  counts = [sum(1 for _ in tf.compat.v1.train.summary_iterator(str(f))) for f in files]
+  assert sorted(counts) == [1, 2]  # the file version alone; the version and step 6's loss
   for bad, message in (
     ({"layout": "cross_view"}, "per-sample temperature serves"),
     ({"block_size": 16}, "unset loss.block_size"),
