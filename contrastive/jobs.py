@@ -72,6 +72,14 @@ def finished_run(workdir: str, name: str, results: dict) -> None:
     plot.draw_run(os.path.join(workdir, name))
 
 
+def skipping_line(done: list[str], total: int) -> str:
+  """What a sweep says of its finished runs: their names when a few, else how many (a
+  45-run study rerun to redraw its report would otherwise print one 5,000-character line)."""
+  if len(done) <= 3:
+    return f"skipping {len(done)} finished runs: {', '.join(done)}"
+  return f"skipping {len(done)} of {total} runs, finished: {done[0]}, ..., {done[-1]}"
+
+
 def train_job(config, workdir: str) -> None:
   """One run, or the sweep of `config.sweep.runs` and its study's report."""
   if not config.sweep.runs:
@@ -90,7 +98,7 @@ def train_job(config, workdir: str) -> None:
   print(f"sweep of {len(config.sweep.runs)} runs in {workdir}")
   done = sweep.finished(workdir, sweep.expand(config))
   if done:
-    print(f"skipping {len(done)} finished runs: {', '.join(done)}")
+    print(skipping_line(done, len(config.sweep.runs)))
   entries = sweep.run(
     config,
     workdir,

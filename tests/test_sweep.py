@@ -12,11 +12,19 @@ import pytest
 
 from contrastive import checks
 from contrastive import config as config_lib
+from contrastive import jobs
 from contrastive import locking
 from contrastive import saved
 from contrastive import sweep
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_a_rerun_study_names_its_finished_runs_in_one_short_line():
+  names = [f"loss.temperature={t},seed={s}" for t in (0.1, 0.2, 0.5) for s in range(15)]
+  line = jobs.skipping_line(names, 50)
+  assert line == "skipping 45 of 50 runs, finished: loss.temperature=0.1,seed=0, ..., " + names[-1]
+  assert jobs.skipping_line(names[:2], 3) == f"skipping 2 finished runs: {names[0]}, {names[1]}"
 
 
 def test_grid_and_overrides_are_typed_and_checked():
