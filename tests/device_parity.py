@@ -36,6 +36,9 @@ VARIANTS = {
 
 def main():
   assert jax.device_count() == int(sys.argv[1]), jax.devices()
+  # The test session's cache ($CONTRASTIVE_CACHE, tests/conftest.py): the variants whose
+  # initial-state programs are the same (all but the memory bank's) compile theirs once.
+  step_lib.enable_compilation_cache()
   source = sources.load("digits")
   out = {}
   for name, loss in VARIANTS.items():
