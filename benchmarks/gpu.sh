@@ -14,8 +14,9 @@
 #   blockwise_speed   nt_xent tiled at 2N = 65,536 and 8,192: time per 2N^2 (blockwise_speed.json)
 #   run30             one 30-epoch `medium` run: its wall against its training time (run30.json)
 #   medium            the `medium` studies' missing runs, continuing from the committed
-#                     results/medium/ (OUT/medium.tgz: unpack into results/ and run
-#                     `python -m contrastive.results`)
+#                     results/medium/ (the generalized losses' test stage once their
+#                     selection stage is complete; OUT/medium.tgz: unpack into results/medium/
+#                     and run `python -m contrastive.results`)
 # ITEMS="train_step augment" runs only those. A training run that the deadline stops gets
 # SIGTERM and saves a checkpoint; the same command resumes it. Everything an item prints
 # goes to OUT/gpu.log, with each item's start, end and exit status. At most 8 files come
@@ -53,7 +54,8 @@ peak=${PEAK_TFLOPS:-989}
 say() { echo "[$SECONDS s] $*" | tee -a "$log"; }
 
 # run NAME MIN_S CMD...: CMD under the time left (SIGTERM at the deadline less a reserve
-# for packing, SIGKILL 30 s later); skipped when fewer than MIN_S seconds are left.
+# for packing, SIGKILL 30 s later); skipped when fewer than MIN_S seconds are left (status
+# 1), else CMD's exit status.
 reserve=30
 run() {
   local name=$1 need=$2
@@ -61,13 +63,13 @@ run() {
   local left=$((deadline - SECONDS - reserve))
   if ((left < need)); then
     say "$name: skipped, ${left} s left (needs ${need})"
-    return 0
+    return 1
   fi
   say "$name: $* (up to ${left} s)"
   timeout --signal=TERM --kill-after=30 "$left" "$@" >>"$log" 2>&1
   local rc=$?
   say "$name: exit $rc"
-  return 0
+  return $rc
 }
 
 want() { [[ " $items " == *" $1 "* ]]; }
@@ -98,6 +100,7 @@ if ((dry)); then
     echo "  benchmarks/blockwise.py speed ${gpu_speed_args[*]}; then ${gpu_speed_small[*]}"
     echo "  run.py ${gpu_run30_args[*]}"
     echo "  run.py --config=configs/experiments/STUDY.py:$gpu_study_arg for each study, from results/medium/"
+    echo "  run.py --config=configs/experiments/generalized_losses.py:$gpu_study_arg,selection=WORK/medium/generalized_losses (its test stage)"
   } | tee -a "$log"
   step_args=(--encoder convn --batch 8 --repeats 5)
   peer_args=(--encoder convn --batch 4 --width 4 --repeats 5 --steps 1)
@@ -156,16 +159,25 @@ if want medium; then
   studies=(wang_liu_table1 generalized_losses temperature_choice macl local_separation randbit
     digits_on_images)
   tier=$([[ $study_arg == scale=small* ]] && echo small || echo medium)
-  for s in "${studies[@]}"; do  # continue from what is committed
+  for s in "${studies[@]}" generalized_losses_test; do  # continue from what is committed
     if [[ -d results/$tier/$s && ! -d $work/medium/$s ]]; then
       mkdir -p "$work/medium"
       cp -r "results/$tier/$s" "$work/medium/$s"
+      # The dry run rehearses training a study's missing runs: its copy of randbit loses
+      # the 20-bit runs' results (seed 0), which it then trains (an epoch each).
+      ((dry)) && [[ $s == randbit ]] && rm -f "$work/medium/$s"/*data.randbit_bits=20/results.json
     fi
   done
   for s in "${studies[@]}"; do
-    ((dry)) && [[ $s != randbit ]] && continue  # one study rehearses the loop
+    # The dry run rehearses two: randbit (training) and the generalized losses' two stages.
+    ((dry)) && [[ $s != randbit && $s != generalized_losses ]] && continue
     run "medium $s" 120 "$py" run.py "--config=configs/experiments/$s.py:$study_arg,train.tensorboard=False" \
-      --workdir="$work/medium/$s"
+      --workdir="$work/medium/$s" || continue
+    if [[ $s == generalized_losses ]]; then  # its test stage, on the values it chose
+      run "medium generalized_losses_test" 120 "$py" run.py \
+        "--config=configs/experiments/$s.py:$study_arg,selection=$work/medium/$s,train.tensorboard=False" \
+        --workdir="$work/medium/generalized_losses_test"
+    fi
   done
   if [[ -d $work/medium ]]; then
     tar czf "$out/medium.tgz" --exclude=checkpoints --exclude=populations --exclude='*.lock' \
