@@ -157,9 +157,11 @@ def test_an_images_views_do_not_depend_on_its_batch_position():
   config = augment.preset("simclr_cifar", 32)
   images = (np.random.default_rng(7).random((6, 32, 32, 3)) * 255).astype(np.uint8)
   idx = jnp.arange(100, 106)
-  v1, _ = augment.augment_batch(jax.random.key(2), images, config, idx)
+  # Jitted, as the trainer runs it (op by op: 8.6 s against 4.0).
+  views = jax.jit(lambda key, images, idx: augment.augment_batch(key, images, config, idx))
+  v1, _ = views(jax.random.key(2), images, idx)
   perm = np.array([3, 0, 5, 1, 4, 2])
-  w1, _ = augment.augment_batch(jax.random.key(2), images[perm], config, idx[perm])
+  w1, _ = views(jax.random.key(2), images[perm], idx[perm])
   np.testing.assert_allclose(w1, np.asarray(v1)[perm], atol=1e-6)
 
 
