@@ -16,7 +16,10 @@
 #   medium            the `medium` studies' missing runs, continuing from the committed
 #                     results/medium/ (the generalized losses' test stage once their
 #                     selection stage is complete; OUT/medium.tgz: unpack into results/medium/
-#                     and run `python -m contrastive.results`)
+#                     and run `python -m contrastive.results`; the test stage's report names
+#                     WORK's selection: redraw it, training nothing, with `python run.py
+#                     --config=configs/experiments/generalized_losses.py:scale=medium,selection=results/medium/generalized_losses
+#                     --workdir=results/medium/generalized_losses_test`)
 # ITEMS="train_step augment" runs only those. A training run that the deadline stops gets
 # SIGTERM and saves a checkpoint; the same command resumes it. Everything an item prints
 # goes to OUT/gpu.log, with each item's start, end and exit status. At most 8 files come
