@@ -12,15 +12,44 @@ from collections.abc import Sequence
 import functools
 
 import flax.linen as nn
+from jax import lax
 import jax.numpy as jnp
 
 # BatchNorm as in torchvision (momentum 0.1 there is 0.9 here: Flax weighs the old value).
 _BN = dict(momentum=0.9, epsilon=1e-5)
 
 
+def _stored_once(lhs, rhs):
+  """`lhs` divided by a one that XLA cannot fold: the same values, bit for bit.
+
+  A division is an expensive instruction to XLA's fusion, which does not duplicate it
+  into several consumers; so the chain that produces a convolution's input
+  (BatchNorm, ReLU and the residual additions back to the block's input) is computed
+  once and stored, instead of again inside the transposing copy ([N, H, W, C] to
+  [C, H, W, N]) that feeds the kernel's gradient. That copy read the chain with strides
+  and took about a third of a ResNet-18 step on a CPU (BENCHMARKS.md, "The training
+  step"). The one is the kernel's first entry times zero plus one, without a gradient.
+  """
+  one = 1 + 0 * lax.stop_gradient(rhs.ravel()[0]).astype(lhs.dtype)
+  return lhs / one
+
+
+def conv_general_dilated(lhs, rhs, *args, **kwargs):
+  """`lax.conv_general_dilated` whose input XLA's CPU compiler stores once.
+
+  On a CPU the input goes through `_stored_once`; on other platforms (whose compilers
+  do not have the slow transposing copy) the program is `lax.conv_general_dilated`
+  itself. The convolutions of every model here use it.
+  """
+  lhs = lax.platform_dependent(lhs, rhs, cpu=_stored_once, default=lambda lhs, rhs: lhs)
+  return lax.conv_general_dilated(lhs, rhs, *args, **kwargs)
+
+
 def _conv_and_norm(dtype, train: bool):
   """Bias-free convolution and BatchNorm constructors, in `dtype`."""
-  conv = functools.partial(nn.Conv, use_bias=False, dtype=dtype)
+  conv = functools.partial(
+    nn.Conv, use_bias=False, dtype=dtype, conv_general_dilated=conv_general_dilated
+  )
   norm = functools.partial(nn.BatchNorm, use_running_average=not train, dtype=dtype, **_BN)
   return conv, norm
 
@@ -83,12 +112,12 @@ class ResNet(nn.Module):
     if self.stem not in ("cifar", "imagenet"):
       raise ValueError(f"Unknown stem {self.stem!r}; valid: cifar, imagenet.")
     x = x.astype(self.dtype)
-    _, norm = _conv_and_norm(self.dtype, train)
+    conv, norm = _conv_and_norm(self.dtype, train)
     if self.stem == "cifar":
-      x = nn.Conv(self.width, (3, 3), padding=1, use_bias=False, dtype=self.dtype)(x)
+      x = conv(self.width, (3, 3), padding=1)(x)
       x = nn.relu(norm()(x))
     else:
-      x = nn.Conv(self.width, (7, 7), 2, padding=3, use_bias=False, dtype=self.dtype)(x)
+      x = conv(self.width, (7, 7), 2, padding=3)(x)
       x = nn.relu(norm()(x))
       x = nn.max_pool(x, (3, 3), (2, 2), padding=((1, 1), (1, 1)))
     for i, num_blocks in enumerate(self.stage_sizes):
@@ -109,9 +138,9 @@ class ConvN(nn.Module):
   @nn.compact
   def __call__(self, x, train: bool = True):
     x = x.astype(self.dtype)
-    _, norm = _conv_and_norm(self.dtype, train)
+    conv, norm = _conv_and_norm(self.dtype, train)
     for f in self.filters:
-      x = nn.relu(norm()(nn.Conv(f, (3, 3), 2, padding=1, use_bias=False, dtype=self.dtype)(x)))
+      x = nn.relu(norm()(conv(f, (3, 3), 2, padding=1)(x)))
     x = x.reshape(x.shape[0], -1)
     return nn.relu(norm()(nn.Dense(self.features, use_bias=False, dtype=self.dtype)(x)))
 

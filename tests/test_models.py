@@ -1,5 +1,7 @@
 """Models: parameter counts against torchvision's, shapes, dtypes, BatchNorm modes."""
 
+import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -65,3 +67,65 @@ def test_unknown_names_are_rejected():
     models.create("resnet19")
   with pytest.raises(ValueError, match="cifar, imagenet"):
     models.create("resnet18", stem="tiny").init(jax.random.key(0), jnp.ones((1, 8, 8, 3)))
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
+def test_conv_stored_once_is_the_same_convolution(dtype):
+  # The CPU's stored-input convolution against lax's: values and both gradients, bit for bit.
+  x = jax.random.normal(jax.random.key(0), (4, 9, 9, 5), dtype)
+  w = jax.random.normal(jax.random.key(1), (3, 3, 5, 6), dtype)
+  ct = jax.random.normal(jax.random.key(2), (4, 5, 5, 6), dtype)
+  dims = ("NHWC", "HWIO", "NHWC")
+
+  def vjp(conv):
+    f = lambda x, w: conv(x, w, (2, 2), ((1, 1), (1, 1)), dimension_numbers=dims)
+    y, back = jax.vjp(f, x, w)
+    return (y, *back(ct))
+
+  ours = jax.jit(lambda: vjp(models.conv_general_dilated))()
+  lax_ = jax.jit(lambda: vjp(jax.lax.conv_general_dilated))()
+  for a, b in zip(ours, lax_, strict=True):
+    assert a.dtype == dtype
+    np.testing.assert_array_equal(np.float32(a), np.float32(b))
+
+
+def _transposes_recompute_the_chain(conv) -> bool:
+  """Whether XLA's compiled CPU gradient of a conv-BN-ReLU residual chain, with `conv`
+  as its convolutions, recomputes a ReLU inside a transposing copy (the kernels'
+  gradients read their inputs as [C, H, W, N])."""
+  dims = ("NHWC", "HWIO", "NHWC")
+
+  def layer(x, w):
+    z = conv(x, w, (1, 1), ((1, 1), (1, 1)), dimension_numbers=dims)
+    return (z - jnp.mean(z, axis=(0, 1, 2))) * jax.lax.rsqrt(jnp.var(z, axis=(0, 1, 2)) + 1e-5)
+
+  def loss(ws, x):
+    y = jax.nn.relu(layer(x, ws[0]))
+    y = jax.nn.relu(y + layer(y, ws[1]))
+    y = jax.nn.relu(y + layer(y, ws[2]))
+    return jnp.sum(layer(y, ws[3]) ** 2)
+
+  ws = [jnp.ones((3, 3, 16, 16)) / 100] * 4
+  x = jnp.ones((8, 8, 8, 16))
+  hlo = jax.jit(jax.grad(loss)).lower(ws, x).compile().as_text()
+  fused = [c for c in hlo.split("\n\n") if c.startswith("%fused")]  # a computation a paragraph
+  op = lambda name: re.compile(rf"= \S+ {name}\(")  # the instruction, not a name in metadata
+  return any(op("transpose").search(c) and op("maximum").search(c) for c in fused)
+
+
+def test_conv_input_is_stored_once_on_cpu():
+  # The reason for models.conv_general_dilated: with lax's convolution XLA recomputes the
+  # chain inside the transposing copies (strided reads, a third of a CPU ResNet step).
+  assert _transposes_recompute_the_chain(jax.lax.conv_general_dilated)
+  assert not _transposes_recompute_the_chain(models.conv_general_dilated)
+
+
+def test_conv_is_lax_itself_on_other_platforms():
+  # GPU and TPU programs hold no division: lowered here for those platforms (no device needed).
+  dims = ("NHWC", "HWIO", "NHWC")
+  conv = lambda x, w: models.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=dims)
+  grad = jax.jit(jax.grad(lambda x, w: conv(x, w).sum(), argnums=(0, 1)))
+  traced = grad.trace(jnp.ones((2, 4, 4, 3)), jnp.ones((3, 3, 3, 4)))
+  assert "divide" in traced.lower(lowering_platforms=("cpu",)).as_text()
+  for platform in ("cuda", "rocm", "tpu"):
+    assert "divide" not in traced.lower(lowering_platforms=(platform,)).as_text()
