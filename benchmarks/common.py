@@ -44,5 +44,6 @@ def write_json(path: str | None, result) -> None:
   its `stamp` (benchmarks/report.py puts it under the file's table); nothing if no path."""
   if path:
     body = result if isinstance(result, dict) else {"rows": result}
+    stamped = {**stamp(), **body}  # before opening: a truncated tracked file reads as a change
     with open(path, "w") as f:
-      json.dump({**stamp(), **body}, f, indent=1)
+      json.dump(stamped, f, indent=1)

@@ -26,6 +26,20 @@ def _run(script, out, *args):
   return data["rows"] if set(data) == {"rows"} else data  # a list of rows is kept as rows
 
 
+def test_a_result_file_is_stamped_before_it_is_overwritten(tmp_path, monkeypatch):
+  # Stamping after `open(path, "w")` saw a committed result file as changed ("+dirty").
+  sys.path.insert(0, ROOT)
+  from benchmarks import common
+
+  path = tmp_path / "result.json"
+  path.write_text('{"old": 1}')
+  seen = []
+  monkeypatch.setattr(common, "stamp", lambda: seen.append(path.read_text()) or {"code": "c"})
+  common.write_json(str(path), {"new": 2})
+  assert seen == ['{"old": 1}']
+  assert json.loads(path.read_text()) == {"code": "c", "new": 2}
+
+
 def test_losses_benchmark_runs_and_reports_every_implementation(tmp_path):
   rows = _run("benchmarks/losses.py", tmp_path / "o.json", "--sizes", "64", "--repeats", "5")[
     "rows"
