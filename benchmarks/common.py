@@ -27,11 +27,16 @@ def machine() -> str:
 
 def stamp() -> dict:
   """What a result file records of how it was made: the command, the date (UTC) and the
-  code version (the checkout's commit, "+dirty" with uncommitted changes)."""
+  code version (the checkout's commit, "+dirty" with uncommitted changes outside
+  benchmarks/results/)."""
   here = os.path.dirname(os.path.abspath(__file__))
   git = lambda *a: subprocess.run(["git", *a], cwd=here, capture_output=True, text=True).stdout
   commit = git("rev-parse", "--short=10", "HEAD").strip()
-  dirty = bool(git("status", "--porcelain", "--untracked-files=no").strip())
+  # Other result files written beside this one are outputs, not code.
+  status = git(
+    "status", "--porcelain", "--untracked-files=no", "--", ":(top,exclude)benchmarks/results"
+  )
+  dirty = bool(status.strip())
   return {
     "command": "python " + " ".join(sys.argv),
     "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d"),

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -38,6 +39,27 @@ def test_a_result_file_is_stamped_before_it_is_overwritten(tmp_path, monkeypatch
   common.write_json(str(path), {"new": 2})
   assert seen == ['{"old": 1}']
   assert json.loads(path.read_text()) == {"code": "c", "new": 2}
+
+
+def test_the_stamp_calls_only_code_changes_dirty(tmp_path):
+  # Results written beside a result (benchmarks/results/) leave its code version clean.
+  repo = tmp_path / "repo"
+  (repo / "benchmarks" / "results").mkdir(parents=True)
+  shutil.copy(os.path.join(ROOT, "benchmarks", "common.py"), repo / "benchmarks")
+  (repo / "benchmarks" / "results" / "a.json").write_text("{}")
+  (repo / "code.py").write_text("x = 1")
+  git = lambda *a: subprocess.run(["git", "-C", str(repo), *a], check=True, capture_output=True)
+  git("init", "-q")
+  git("add", ".")
+  git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "c")
+  stamp = lambda: subprocess.run(
+    [sys.executable, "-c", "import common; print(common.stamp()['code'])"],
+    cwd=repo / "benchmarks", capture_output=True, text=True, check=True,
+  ).stdout.strip()  # fmt: skip
+  (repo / "benchmarks" / "results" / "a.json").write_text('{"new": 1}')
+  assert not stamp().endswith("+dirty")
+  (repo / "code.py").write_text("x = 2")
+  assert stamp().endswith("+dirty")
 
 
 def test_losses_benchmark_runs_and_reports_every_implementation(tmp_path):
