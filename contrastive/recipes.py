@@ -10,7 +10,7 @@ from contrastive import config as config_lib
 
 def quickstart():
   """SimCLR on the embedded `shapes` with the small ConvN, no download: 8 epochs,
-  about 60 seconds on 2 CPU cores (`configs/quickstart.py`).
+  about 90 seconds on 2 CPU cores (`configs/quickstart.py`).
 
   8 epochs, not the 15 it had until 2026-12-06, to fit a newcomer's first run in 90
   s: 15 epochs reached kNN 0.954 and linear 0.987 on the same machine that day, 8

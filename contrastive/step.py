@@ -82,20 +82,6 @@ class Setup:
   fingerprint: str | None = None
 
 
-# XLA's CPU compiler options for the training programs: XLA hands convolutions and dots
-# to XNNPACK and YNNPACK fusions by default; its own kernels run these models' steps
-# faster on a CPU (ResNet-18 width 64 0.73x, ConvN 0.86x, width 16 about 0.92x: BENCHMARKS.md,
-# "XLA's own kernels on a CPU"). Options of the CPU compiler, given on a CPU mesh only.
-CPU_COMPILER_OPTIONS = {"xla_cpu_use_xnnpack": False, "xla_cpu_experimental_ynn_fusion_type": ""}
-
-
-def compiler_options(setup: Setup) -> dict | None:
-  """The compiler options of `setup`'s training steps (this step's and a population's):
-  `CPU_COMPILER_OPTIONS` on a CPU mesh; none on a GPU or TPU (JAX's defaults)."""
-  platform = setup.mesh.devices.flat[0].platform
-  return dict(CPU_COMPILER_OPTIONS) if platform == "cpu" else None
-
-
 # The programs of setups with a fingerprint, most recently used last (`program`).
 _PROGRAMS: collections.OrderedDict = collections.OrderedDict()
 _KEPT_PROGRAMS = 128
@@ -356,7 +342,6 @@ def jit_train_step(setup: Setup):
         st, batch(data, root, st.step, setup, seed), root, setup, tau, diagnose, scale
       ),
       donate_argnums=0,
-      compiler_options=compiler_options(setup),
     ),
   )
   # The dtype a Python-float temperature takes in the loss (as a population's).

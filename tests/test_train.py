@@ -199,19 +199,6 @@ def test_a_scheduled_temperature_is_traced_into_one_step_and_logged():
   assert "contrastive (simclr, tau cosine 0.1..1), 23 steps" in line
 
 
-def test_the_cpu_step_compiles_to_xlas_own_kernels():
-  # step.CPU_COMPILER_OPTIONS: no XNNPACK/YNNPACK fusion in the compiled CPU step; other
-  # platforms compile with JAX's defaults.
-  run = build.build_run(_tiny_config())
-  hlo = step_lib.jit_train_step(run.setup).lower(run.state, run.data.train, run.root)
-  hlo = hlo.compile().as_text()
-  assert "convolution" in hlo and "ynn_fusion" not in hlo and "xnn_fusion" not in hlo
-  assert step_lib.compiler_options(run.setup) == step_lib.CPU_COMPILER_OPTIONS
-  gpu = types.SimpleNamespace(platform="gpu")
-  mesh = types.SimpleNamespace(devices=np.array([gpu], dtype=object))  # a GPU mesh's devices
-  assert step_lib.compiler_options(types.SimpleNamespace(mesh=mesh)) is None
-
-
 def test_nan_loss_stops_naming_the_step(tmp_path):
   config = _tiny_config()
   config.optimizer.learning_rate, config.optimizer.schedule = 1e30, "constant"
