@@ -27,8 +27,9 @@ def _stored_once(lhs, rhs):
   (BatchNorm, ReLU and the residual additions back to the block's input) is computed
   once and stored, instead of again inside the transposing copy ([N, H, W, C] to
   [C, H, W, N]) that feeds the kernel's gradient. That copy read the chain with strides
-  and took about a third of a ResNet-18 step on a CPU (BENCHMARKS.md, "The training
-  step"). The one is the kernel's first entry times zero plus one, without a gradient.
+  and took about a third of a ResNet-18 step on a CPU (BENCHMARKS.md, "Convolution
+  inputs stored once on a CPU"). The one is the kernel's first entry times zero plus
+  one, without a gradient.
   """
   one = 1 + 0 * lax.stop_gradient(rhs.ravel()[0]).astype(lhs.dtype)
   return lhs / one

@@ -69,16 +69,18 @@ def test_unknown_names_are_rejected():
     models.create("resnet18", stem="tiny").init(jax.random.key(0), jnp.ones((1, 8, 8, 3)))
 
 
+_NHWC = ("NHWC", "HWIO", "NHWC")  # the models' convolution layout
+
+
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
 def test_conv_stored_once_is_the_same_convolution(dtype):
   # The CPU's stored-input convolution against lax's: values and both gradients, bit for bit.
   x = jax.random.normal(jax.random.key(0), (4, 9, 9, 5), dtype)
   w = jax.random.normal(jax.random.key(1), (3, 3, 5, 6), dtype)
   ct = jax.random.normal(jax.random.key(2), (4, 5, 5, 6), dtype)
-  dims = ("NHWC", "HWIO", "NHWC")
 
   def vjp(conv):
-    f = lambda x, w: conv(x, w, (2, 2), ((1, 1), (1, 1)), dimension_numbers=dims)
+    f = lambda x, w: conv(x, w, (2, 2), ((1, 1), (1, 1)), dimension_numbers=_NHWC)
     y, back = jax.vjp(f, x, w)
     return (y, *back(ct))
 
@@ -93,10 +95,9 @@ def _transposes_recompute_the_chain(conv) -> bool:
   """Whether XLA's compiled CPU gradient of a conv-BN-ReLU residual chain, with `conv`
   as its convolutions, recomputes a ReLU inside a transposing copy (the kernels'
   gradients read their inputs as [C, H, W, N])."""
-  dims = ("NHWC", "HWIO", "NHWC")
 
   def layer(x, w):
-    z = conv(x, w, (1, 1), ((1, 1), (1, 1)), dimension_numbers=dims)
+    z = conv(x, w, (1, 1), ((1, 1), (1, 1)), dimension_numbers=_NHWC)
     return (z - jnp.mean(z, axis=(0, 1, 2))) * jax.lax.rsqrt(jnp.var(z, axis=(0, 1, 2)) + 1e-5)
 
   def loss(ws, x):
@@ -122,8 +123,7 @@ def test_conv_input_is_stored_once_on_cpu():
 
 def test_conv_is_lax_itself_on_other_platforms():
   # GPU and TPU programs hold no division: lowered here for those platforms (no device needed).
-  dims = ("NHWC", "HWIO", "NHWC")
-  conv = lambda x, w: models.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=dims)
+  conv = lambda x, w: models.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=_NHWC)
   grad = jax.jit(jax.grad(lambda x, w: conv(x, w).sum(), argnums=(0, 1)))
   traced = grad.trace(jnp.ones((2, 4, 4, 3)), jnp.ones((3, 3, 3, 4)))
   assert "divide" in traced.lower(lowering_platforms=("cpu",)).as_text()
