@@ -107,8 +107,12 @@ class Run:
   num_steps: int
 
 
-def build_run(config) -> Run:
-  """Everything `config`'s run needs before its first step, on a mesh of all devices."""
+def build_run(config, *, abstract_state: bool = False) -> Run:
+  """Everything `config`'s run needs before its first step, on a mesh of all devices.
+
+  abstract_state=True: the state as shapes, dtypes and shardings only (nothing
+  compiled or computed: a target to restore a checkpoint into), and no loss
+  calibration."""
   mesh = make_mesh()
   data = datasets.prepare(config.data, mesh=mesh)
   checks.check_data(config, data)
@@ -119,10 +123,12 @@ def build_run(config) -> Run:
     config, mesh, data.train.num_examples, per_epoch, num_classes=data.num_classes
   )
   root = jax.random.key(config.seed)
-  state = step_lib.create_state(
-    setup, jax.random.fold_in(root, 0), data.image_shape, data.train.num_examples
+  create = lambda key: step_lib.create_state(  # noqa: E731
+    setup, key, data.image_shape, data.train.num_examples
   )
-  if config.loss.get("scale_reference", "none") == "nt_xent":
+  key = jax.random.fold_in(root, 0)
+  state = jax.eval_shape(create, key) if abstract_state else create(key)
+  if config.loss.get("scale_reference", "none") == "nt_xent" and not abstract_state:
     scale = calibrate_loss_scale(config, setup, state, data.train, root)
     setup = dataclasses.replace(setup, loss_scale=scale)
   return Run(setup, state, data, root, num_steps)

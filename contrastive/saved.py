@@ -27,7 +27,6 @@ from contrastive import evaluate
 from contrastive import logs
 from contrastive import numerics
 from contrastive import paths
-from contrastive import population
 from contrastive import provenance as provenance_lib
 from contrastive.data import datasets
 
@@ -123,16 +122,24 @@ def test_features(run: Run, *, max_examples: int | None = None):
     raise FileNotFoundError(
       f"No checkpoints in {directory}: cannot rebuild the model of {run.path}."
     )
-  built = build.build_run(run.config)
+  built = build.build_run(run.config, abstract_state=True)  # a target: nothing compiled
   state = built.state
   member = run.results.get("population_member")
-  if member is not None:
-    state = population.stack_population(state, run.results["population_size"])
+  if member is not None:  # the population's stacked state (`population.stack_population`)
+    size = run.results["population_size"]
+    state = jax.tree.map(
+      lambda x: jax.ShapeDtypeStruct((size, *x.shape), x.dtype, sharding=x.sharding), state
+    )
   ckpt = checkpoint.Checkpointer(directory, every=1, keep=1)
   try:
-    state = ckpt.restore_latest(state)
+    restored = ckpt.restore_latest(state)
   finally:
     ckpt.close()
+  if restored is state:
+    raise FileNotFoundError(
+      f"No readable checkpoint in {directory}: cannot rebuild the model of {run.path}."
+    )
+  state = restored
   if member is not None:
     state = jax.tree.map(lambda x: x[member], state)
   test = built.data.test
