@@ -386,8 +386,12 @@ def enable_compilation_cache(directory: str | None = None) -> None:
   A resumed run, a sweep's runs that differ only in temperature or seed, and the
   evaluation programs of same-shaped runs then load their programs instead of
   compiling them again. Process-wide; `run.py` turns it on (--compilation_cache).
+  Programs that compile in under 0.5 s are not kept, unless JAX's own
+  $JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS says otherwise (the test suite keeps
+  every program: 0).
   """
   directory = directory or os.path.join(paths.cache_dir(), "jax")
   os.makedirs(directory, exist_ok=True)
   jax.config.update("jax_compilation_cache_dir", directory)
-  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+  minimum = os.environ.get("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", float(minimum))

@@ -26,6 +26,9 @@ def pytest_configure(config):
   run = os.environ.get("PYTEST_XDIST_TESTRUNUID") or f"pid{os.getpid()}"  # xdist's run id
   cache = os.path.join(tempfile.gettempdir(), f"contrastive-tests-{run}")
   os.environ["CONTRASTIVE_CACHE"] = cache
+  # Every program kept, however fast it compiled (the library keeps those over 0.5 s):
+  # the many tests and processes that compile the same small programs load them.
+  os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
   from contrastive import step  # noqa: PLC0415  (after the environment is set)
 
   step.enable_compilation_cache()
