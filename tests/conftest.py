@@ -34,6 +34,27 @@ def pytest_configure(config):
   step.enable_compilation_cache()
 
 
+def pytest_collection_modifyitems(config, items):
+  """The heavy tests (`@pytest.mark.heavy(seconds=...)`: a training run, several
+  processes) first in each pytest-xdist worker's share, longest first and dealt round
+  the workers. Worksteal gives each of N workers a contiguous 1/N of this order and
+  lets an idle one take the end of another's: a heavy test left near the end would run
+  alone while the other workers wait. (`seconds`: its duration in a 2-worker run on 2
+  CPU cores, for the order only.)"""
+  del config
+  workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+  seconds = lambda item: item.get_closest_marker("heavy").kwargs["seconds"]  # noqa: E731
+  heavy = sorted((i for i in items if i.get_closest_marker("heavy")), key=seconds, reverse=True)
+  rest = iter([i for i in items if not i.get_closest_marker("heavy")])
+  order, left = [], len(items)
+  for w in range(workers):
+    size = left // (workers - w)  # the share worksteal sends worker w
+    share = heavy[w::workers]
+    order += share + [next(rest) for _ in range(size - len(share))]
+    left -= size
+  items[:] = order + list(rest)
+
+
 def _once(tmp_path_factory, worker_id, name, produce):
   """produce(directory) run once per session in DIRECTORY (shared by the workers);
   returns the directory."""

@@ -85,6 +85,7 @@ def test_augment_benchmark_runs(tmp_path):
   assert all(r["augment_ms"] > 0 and r["train_step_ms"] > 0 for r in rows)
 
 
+@pytest.mark.heavy(seconds=26)
 def test_stream_benchmark_runs(tmp_path):
   out = _run(
     "benchmarks/stream.py", tmp_path / "o.json", "--images", "8", "--batch", "4",
@@ -94,6 +95,7 @@ def test_stream_benchmark_runs(tmp_path):
   assert out["step_images_per_s"] > 0 and out["jpeg_kib"] > 10
 
 
+@pytest.mark.heavy(seconds=32)
 def test_gpu_script_dry_run_runs_its_first_item(tmp_path):
   # benchmarks/gpu.sh --dry-run, its first item only: the training-step benchmark at a
   # tiny size (the ConvN; the script's logic is the encoder's same), within the deadline.
@@ -118,6 +120,7 @@ def test_gpu_script_dry_run_runs_its_first_item(tmp_path):
   assert not (tmp_path / "none").exists()
 
 
+@pytest.mark.heavy(seconds=32)
 def test_sweep_benchmark_runs(tmp_path):
   row = _run(
     "benchmarks/sweep.py",
@@ -133,6 +136,7 @@ def test_sweep_benchmark_runs(tmp_path):
   assert row["population_step_ms"] > 0 and row["separate_steps_ms"] > 0
 
 
+@pytest.mark.heavy(seconds=18)
 def test_blockwise_benchmark_runs(tmp_path):
   speed = _run(
     "benchmarks/blockwise.py", tmp_path / "s.json", "speed", "--size", "64", "--blocks", "24",

@@ -270,6 +270,7 @@ def _bank_losses(block):
   }
 
 
+@pytest.mark.heavy(seconds=20)
 def test_tiled_memory_bank_equals_dense():
   # The NPID layout over tiles: the own-instance exclusion an index comparison in
   # each tile. Values and gradients (views and tau), float64, blocks smaller than the
@@ -465,6 +466,7 @@ def test_config_check_names_what_block_size_supports(overrides, message):
     checks.check(c)
 
 
+@pytest.mark.heavy(seconds=25)
 def test_over_a_mesh_each_device_tiles_its_own_rows_against_all_columns(tmp_path):
   out = tmp_path / "mesh.json"
   proc = subprocess.run(

@@ -42,6 +42,7 @@ def _final_params(workdir):
   return step, tree
 
 
+@pytest.mark.heavy(seconds=50)
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
 def test_killed_run_resumes_to_identical_results(tmp_path, tiny_uninterrupted, tiny_cache, sig):
   uninterrupted, cache = tiny_uninterrupted, tiny_cache

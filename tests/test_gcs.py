@@ -81,6 +81,7 @@ def _figures(results):
   return results
 
 
+@pytest.mark.heavy(seconds=31)
 def test_a_bucket_workdir_killed_and_rerun_ends_as_a_local_run(
   emulator, tiny_uninterrupted, tiny_cache
 ):

@@ -96,6 +96,7 @@ def sweep_dirs(tmp_path_factory):
   return dirs
 
 
+@pytest.mark.heavy(seconds=84)
 def test_installed_copy_imports_and_writes_every_report(tmp_path, sweep_dirs):
   source = tmp_path / "source"
   shutil.copytree(

@@ -42,6 +42,7 @@ def test_projection_head_depth(depth, hidden):
   assert head.apply(variables, jnp.ones((4, 32)), train=False).shape == (4, 16)
 
 
+@pytest.mark.heavy(seconds=17)
 def test_forward_shapes_dtypes_and_batchnorm_modes():
   model = models.create("resnet18", width=8, out_dim=16, dtype=jnp.bfloat16)
   x = jax.random.uniform(jax.random.key(1), (4, 32, 32, 3))

@@ -9,6 +9,7 @@ import sys
 
 import jax
 import numpy as np
+import pytest
 
 from contrastive import checkpoint
 from contrastive import reporting
@@ -88,6 +89,7 @@ def _unexpected(text, patterns):
   return [line for line in text.splitlines() if not any(re.fullmatch(p, line) for p in patterns)]
 
 
+@pytest.mark.heavy(seconds=56)
 def test_two_processes_agree_with_one(tmp_path):
   # The one-process run goes alongside the two-process one: compilation is mostly
   # single-threaded, so the three share the 2 cores better than in turn.

@@ -105,6 +105,7 @@ def _preempt_after(monkeypatch, batches: int):
   monkeypatch.setattr(train, "_inputs", counted)
 
 
+@pytest.mark.heavy(seconds=39)
 def test_imagenet100_config_trains_checkpoints_resumes_and_evaluates(
   data_dir, tmp_path, monkeypatch, capsys
 ):
@@ -141,6 +142,7 @@ def test_imagenet100_config_trains_checkpoints_resumes_and_evaluates(
   assert bank.shape == (whole["train_examples"], 32)  # a row per training image
 
 
+@pytest.mark.heavy(seconds=67)
 def test_two_processes_each_stream_their_shard(data_dir, tmp_path):
   def count(split, index):  # examples of process `index`'s shard of `split`
     ds = sources.imagenet100_stream(split, data_dir=data_dir, process_index=index, process_count=2)

@@ -98,6 +98,7 @@ def get_config():
 """
 
 
+@pytest.mark.heavy(seconds=59)
 def test_interrupted_sweep_finishes_only_the_missing_runs(tmp_path):
   (tmp_path / "sweep_config.py").write_text(_SWEEP_CONFIG)
   workdir = tmp_path / "work"
@@ -168,6 +169,7 @@ def test_interrupted_sweep_finishes_only_the_missing_runs(tmp_path):
   assert np.abs(feats[0] - feats[1]).max() > 1e-3  # trained at different tau
 
 
+@pytest.mark.heavy(seconds=39)
 def test_population_equals_separate_runs_after_50_steps():
   # float64 throughout: float32 rounding differences between the vmapped and the
   # separate programs grow chaotically at low tau (see BENCHMARKS.md, Sweeps).

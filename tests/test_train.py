@@ -32,6 +32,7 @@ from tests import reference
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+@pytest.mark.heavy(seconds=57)
 def test_four_devices_give_the_same_step_as_one(tmp_path):
   # Both at once: compilation is mostly single-threaded, so two processes share the
   # 2 cores better than one after the other.
@@ -206,6 +207,7 @@ def test_nan_loss_stops_naming_the_step(tmp_path):
     train.train_and_evaluate(config, str(tmp_path))
 
 
+@pytest.mark.heavy(seconds=17)
 def test_train_and_evaluate_end_to_end(tmp_path, capsys):
   config = _tiny_config()
   assert config.eval.online_probe  # the quickstart's training-time probes, monitor every 10
@@ -366,6 +368,7 @@ def test_weight_decay_mask_and_schedules():
   )
 
 
+@pytest.mark.heavy(seconds=40)
 def test_cifar10_config_end_to_end_under_mock_data(tmp_path):
   # The real cifar10 config (memory bank, hard negatives, NPID augmentation), with a
   # tiny model and mock data: train, checkpoint, resume with more epochs, evaluate.
@@ -526,6 +529,7 @@ def test_per_sample_temperatures_move_by_isogclr_stay_in_range_and_resume_exactl
       checks.check(wrong)
 
 
+@pytest.mark.heavy(seconds=20)
 def test_a_loss_scaled_to_nt_xent_has_its_gradient_norm_on_other_batches():
   # The scale is NT-Xent's gradient norm over the loss's, at initialisation on the first
   # batch; on three other batches the scaled generalized loss's gradient norm is within
