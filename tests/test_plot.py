@@ -89,3 +89,20 @@ def test_loading_what_is_not_a_finished_run_says_what_it_is(tmp_path):
   (tmp_path / "unfinished").mkdir()
   (tmp_path / "unfinished" / "metrics.jsonl").write_text("")
   assert "the run has not finished" in why(tmp_path / "unfinished")
+
+
+def test_a_run_without_a_readable_checkpoint_says_its_model_cannot_be_rebuilt(tmp_path):
+  from contrastive import saved
+
+  config = config_lib.with_overrides(
+    recipes.quickstart(), "data.name=digits,data.image_size=28,model.encoder=convn"
+  )
+  results = _run_dir(tmp_path / "run", +1)
+  (tmp_path / "run" / "results.json").write_text(
+    json.dumps({**results, "config": config.to_dict()})
+  )
+  (tmp_path / "run" / "checkpoints").mkdir()  # there, but nothing in it
+  run = saved.load(str(tmp_path / "run"))
+  assert saved.has_model(run)
+  with pytest.raises(FileNotFoundError, match="No readable checkpoint in .*: cannot rebuild"):
+    saved.test_features(run)
