@@ -5,6 +5,7 @@ once per worker; `_once` computes a value once for all of them, under a file loc
 the session's shared temporary directory (pytest-xdist's documented pattern)."""
 
 import fcntl
+import itertools
 import os
 import subprocess
 import sys
@@ -50,7 +51,7 @@ def pytest_collection_modifyitems(config, items):
   for w in range(workers):
     size = left // (workers - w)  # the share worksteal sends worker w
     share = heavy[w::workers]
-    order += share + [next(rest) for _ in range(size - len(share))]
+    order += share + list(itertools.islice(rest, max(size - len(share), 0)))
     left -= size
   items[:] = order + list(rest)
 
