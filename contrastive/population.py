@@ -53,6 +53,7 @@ def jit_population_step(setup: step_lib.Setup, temperatures):
       st, data, root, setup, taus, diagnose, scale, seed
     ),
     donate_argnums=0,
+    compiler_options=step_lib.compiler_options(setup.mesh),
   )
   return step_lib.BoundStep(jitted, temperatures, *step_lib.bound_arguments(setup))
 

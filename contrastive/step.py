@@ -82,6 +82,23 @@ class Setup:
   fingerprint: str | None = None
 
 
+# XLA's CPU compiler options for the training programs (a run's step, a population's, the
+# loss calibration's gradients). By default XLA hands convolutions, dots and reductions
+# to YNNPACK fusions; its own convolutions and dots run these steps faster on a CPU, and
+# YNNPACK's reductions (BatchNorm's statistics and its gradients, long sums over the
+# batch and the image) are the accurate ones: with XLA's own reductions too, a first
+# update of ResNet-18 is 3e-3 off a float64 one (BENCHMARKS.md, "XLA's own convolutions
+# with YNNPACK's reductions"). Given on a CPU mesh only; other platforms compile with
+# JAX's defaults.
+CPU_COMPILER_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_REDUCE"}
+
+
+def compiler_options(mesh: jax.sharding.Mesh) -> dict | None:
+  """The compiler options of the training programs on `mesh`: `CPU_COMPILER_OPTIONS` on
+  a CPU mesh, none (JAX's defaults) on a GPU or TPU."""
+  return dict(CPU_COMPILER_OPTIONS) if mesh.devices.flat[0].platform == "cpu" else None
+
+
 # The programs of setups with a fingerprint, most recently used last (`program`).
 _PROGRAMS: collections.OrderedDict = collections.OrderedDict()
 _KEPT_PROGRAMS = 128
@@ -207,7 +224,10 @@ def gradient_norms(setup: Setup, loss_cfgs, state: TrainState, data, root_key, s
     return jnp.stack([grad_norm(c) for c in loss_cfgs])
 
   losses = json.dumps([c.to_dict() for c in loss_cfgs], sort_keys=True, default=str)
-  jitted = program(setup, "gradient_norms", lambda: jax.jit(norms), losses)
+  options = compiler_options(setup.mesh)
+  jitted = program(
+    setup, "gradient_norms", lambda: jax.jit(norms, compiler_options=options), losses
+  )
   # The seeds are arguments, not constants: a study's seeds share the program.
   seed = jnp.asarray(setup.data_seed, jnp.int32)
   per_step = [
@@ -342,6 +362,7 @@ def jit_train_step(setup: Setup):
         st, batch(data, root, st.step, setup, seed), root, setup, tau, diagnose, scale
       ),
       donate_argnums=0,
+      compiler_options=compiler_options(setup.mesh),
     ),
   )
   # The dtype a Python-float temperature takes in the loss (as a population's).
