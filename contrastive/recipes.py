@@ -10,11 +10,11 @@ from contrastive import config as config_lib
 
 def quickstart():
   """SimCLR on the embedded `shapes` with the small ConvN, no download: 8 epochs,
-  about 90 seconds on 2 CPU cores (`configs/quickstart.py`).
+  about 65 seconds on 2 CPU cores (`configs/quickstart.py`).
 
   8 epochs, not the 15 it had until 2026-12-06, to fit a newcomer's first run in 90
   s: 15 epochs reached kNN 0.954 and linear 0.987 on the same machine that day, 8
-  reach about 0.82 and 0.95 (raw pixels 0.615; README)."""
+  reach about 0.86 and 0.96 (raw pixels 0.615; README)."""
   c = config_lib.base()
   c.data.update(name="shapes", batch_size=128, augment="simclr_cifar")
   c.model.update(encoder="convn", out_dim=64, hidden_dim=256)
