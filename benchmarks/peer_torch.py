@@ -16,9 +16,10 @@ step: the step on views augmented beforehand (random tensors: no augmentation in
 the step), eager and `torch.compile`d, timed round-robin in one process (medians of
 --repeats after a warm-up), channels_last, bfloat16 by autocast with --dtype
 bfloat16. With --ours PYTHON (an interpreter with this project installed), our
-`benchmarks/train_step.py` runs next, with the same batch, dtype and width, and
-the table holds both: ours includes the on-device augmentation, the peer's does
-not.
+`benchmarks/train_step.py` runs next, with the same batch, dtype and width, twice:
+as training runs it (the on-device augmentation in the step, which the peer's does not
+have) and with `--augment none` (the batch's gather and an identity crop left, the
+nearest to the peer's work); the table holds all.
 loader: end to end as lightly and solo-learn users run it without DALI: uint8
 images through a DataLoader with --workers processes applying torchvision's v2
 SimCLR CIFAR augmentation (random resized crop 0.08-1, flip, colour jitter 0.4 /
@@ -180,27 +181,31 @@ def step_mode(args, device):
     }
     for name in fns
   ]
-  if args.ours:
-    rows.append(_ours(args))
+  if args.ours:  # as training runs it, then without its augmentation, as the peer's
+    rows += [_ours(args, OUR_AUGMENT), _ours(args, "none")]
   return rows
 
 
-def _ours(args) -> dict:
-  """Our train_step benchmark with the same batch, dtype and width, in --ours."""
+OUR_AUGMENT = "simclr_cifar"  # benchmarks/train_step.py's default: the recipe's
+
+
+def _ours(args, augment: str) -> dict:
+  """Our train_step benchmark with the same batch, dtype and width, in --ours, with the
+  augmentation preset `augment` (the recipe's, or `none`: an identity crop)."""
   script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "train_step.py")
   with tempfile.TemporaryDirectory() as tmp:
     out = os.path.join(tmp, "ours.json")
     cmd = [args.ours, script, "--batch", str(args.batch), "--repeats", str(args.repeats),
            "--dtype", args.dtype, "--width", str(args.width), "--encoder", args.encoder,
-           "--json", out]  # fmt: skip
+           "--augment", augment, "--json", out]  # fmt: skip
     subprocess.run(cmd, check=True, capture_output=True, text=True)
     with open(out) as f:
       ours = json.load(f)
   return {
-    "impl": "contrastive (JAX, jit)",
+    "impl": "contrastive (JAX, jit)" + ("" if augment == OUR_AUGMENT else f", augment={augment}"),
     "step_ms": ours["step_ms"],
     "images_per_s": ours["images_per_s"],
-    "augmentation_in_step": True,
+    "augmentation_in_step": True if augment == OUR_AUGMENT else "identity crop only",
     "machine": ours["machine"],
   }
 

@@ -40,16 +40,30 @@ _LOSS_NAMES = {
 }
 
 
-def _ours(rows):
-  return next(r for r in rows if r["impl"].startswith("contrastive"))
+def _ours(rows, suffix=""):
+  """Our row (the first `contrastive` one), or the one whose name ends with `suffix`."""
+  ours = [r for r in rows if r["impl"].startswith("contrastive")]
+  return next((r for r in ours if r["impl"].endswith(suffix)), None) if suffix else ours[0]
+
+
+def _augmentation(r):
+  said = r["augmentation_in_step"]
+  return said if isinstance(said, str) else "yes" if said else "no"
+
+
+def _unaugmented_ratio(r, rows):
+  """Ours without augmentation (`augment=none`) over this row, where the file has it."""
+  plain = _ours(rows, ", augment=none")
+  return _ratio(plain["step_ms"] / r["step_ms"]) if plain else "-"
 
 
 _PEER = [
   ("implementation", lambda r, _: r["impl"]),
   ("step (ms)", lambda r, _: _ms(r["step_ms"])),
   ("images/s (two views each)", lambda r, _: f"{r['images_per_s']:,.1f}"),
-  ("augmentation in the step", lambda r, _: "yes" if r["augmentation_in_step"] else "no"),
+  ("augmentation in the step", lambda r, _: _augmentation(r)),
   ("ours / this", lambda r, rows: _ratio(_ours(rows)["step_ms"] / r["step_ms"])),
+  ("ours, augment=none / this", _unaugmented_ratio),
 ]
 # File name -> the table's columns: (header, (row, all rows) -> cell text).
 TABLES = {

@@ -1,12 +1,14 @@
 """Images/s of the real ResNet-18 CIFAR training step (`contrastive.train`).
 
   python benchmarks/train_step.py [--batch 256] [--repeats 5] [--dtype float32]
-                                  [--encoder resnet18] [--width 64]
+                                  [--encoder resnet18] [--width 64] [--augment NAME]
                                   [--peak_tflops P] [--json out.json]
 
 The step is `step_lib.train_step` as training runs it: batch gathered and augmented
 on the device, ResNet-18 (CIFAR stem) + 2-layer head on both views, NT-Xent over
-the global batch, SGD-momentum update. Reports the median step time over
+the global batch, SGD-momentum update (--augment: another of the augmentation presets
+than the recipe's `simclr_cifar`; `none` leaves the gather and an identity crop, the
+nearest to a peer fed views augmented beforehand). Reports the median step time over
 --repeats runs after a warm-up (the unlogged step, and beside it, interleaved, the
 logged step that also computes the similarity diagnostics), images/s (images, two
 views each), and the FLOP/s
@@ -29,6 +31,7 @@ from contrastive import build  # noqa: E402
 from contrastive import models  # noqa: E402
 from contrastive import recipes  # noqa: E402
 from contrastive import step as step_lib  # noqa: E402
+from contrastive.data import augment  # noqa: E402
 
 
 def _step_flops(step, *args) -> float:
@@ -58,12 +61,13 @@ def main():
   parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
   parser.add_argument("--width", type=int, default=64)
   parser.add_argument("--encoder", default="resnet18", choices=tuple(models.ENCODERS))
+  parser.add_argument("--augment", default="simclr_cifar", choices=tuple(augment.PRESETS))
   parser.add_argument("--peak_tflops", type=float, default=None)
   parser.add_argument("--json", default=None)
   args = parser.parse_args()
   common.check_repeats(parser, args.repeats)
   config = recipes.simclr_cifar()
-  config.data.update(name="shapes", batch_size=args.batch)  # CIFAR-shaped, no download
+  config.data.update(name="shapes", batch_size=args.batch, augment=args.augment)  # no download
   config.model.update(encoder=args.encoder, dtype=args.dtype, width=args.width)
   config.optimizer.update(name="sgd", schedule="constant", learning_rate=0.03)
   run = build.build_run(config)
@@ -85,6 +89,7 @@ def main():
     "batch": args.batch,
     "dtype": args.dtype,
     "width": args.width,
+    "augment": args.augment,
     "step_ms": round(med * 1e3, 1),
     "logged_step_ms": round(logged * 1e3, 1),
     "images_per_s": round(args.batch / med, 1),
