@@ -21,8 +21,6 @@ import json
 import os
 import sys
 
-from matplotlib import pyplot as plt
-
 from contrastive import paths as storage
 from contrastive import reporting
 from contrastive import sweep
@@ -92,7 +90,7 @@ def draw_run(run_dir: str) -> str:
   profile = results.get("local_separation")
   count = len(panels) + (profile is not None)
   cols = min(3, max(count, 1))
-  fig, axes = plt.subplots(
+  fig, axes = reporting.pyplot().subplots(
     (count + cols - 1) // cols,
     cols,
     figsize=(4.2 * cols, 3.2 * ((count + cols - 1) // cols)),
@@ -141,7 +139,9 @@ def draw_sweep(workdir: str, runs: bool = False) -> list[str]:
   acc = [reporting.accuracy(g) for g in groups]
   unif = [reporting.over_seeds(g, lambda r: r["uniformity"]) for g in groups]
   tol = [reporting.over_seeds(g, lambda r: r["tolerance"]) for g in groups]
-  fig, (ax_a, ax_u) = plt.subplots(1, 2, figsize=(12, max(3.0, 0.28 * len(groups) + 1.2)))
+  fig, (ax_a, ax_u) = reporting.pyplot().subplots(
+    1, 2, figsize=(12, max(3.0, 0.28 * len(groups) + 1.2))
+  )
   y = list(range(len(groups)))
   ax_a.barh(y, [a.mean for a in acc], xerr=[a.spread if a.seeds > 1 else 0 for a in acc])
   ax_a.set_yticks(y, names, fontsize=6)

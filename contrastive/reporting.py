@@ -18,11 +18,10 @@ import os
 
 import matplotlib
 
-matplotlib.use("Agg")  # Headless: CI, TPU hosts and SSH sessions have no display.
-from matplotlib import pyplot as plt  # noqa: E402
+from contrastive import paths as storage
+from contrastive import provenance
 
-from contrastive import paths as storage  # noqa: E402
-from contrastive import provenance  # noqa: E402
+matplotlib.use("Agg")  # Headless: CI, TPU hosts and SSH sessions have no display.
 
 INCOMPLETE = "The sweep is incomplete; claims are checked when every run has finished."
 
@@ -83,6 +82,14 @@ def write_csv(path: str, header, rows) -> None:
   storage.write_text(path, text.getvalue())
 
 
+def pyplot():
+  """matplotlib.pyplot, imported on first use (its ~0.7 s would otherwise be in every
+  `run.py`, a config error's included, through `jobs` and `plot`); headless (Agg)."""
+  from matplotlib import pyplot as plt  # noqa: PLC0415
+
+  return plt
+
+
 def save_figure(fig, path: str, *, header=None, rows=None, dpi: int = 150) -> str:
   """Saves `fig` as the PNG `path` and, given `header` and `rows`, the plotted numbers
   beside it (the same name with .csv). Closes the figure; returns `path`."""
@@ -90,7 +97,7 @@ def save_figure(fig, path: str, *, header=None, rows=None, dpi: int = 150) -> st
   png = io.BytesIO()
   fig.savefig(png, format="png", dpi=dpi)
   storage.write_bytes(path, png.getvalue())
-  plt.close(fig)
+  pyplot().close(fig)
   if header is not None:
     write_csv(os.path.splitext(path)[0] + ".csv", header, rows)
   return path
