@@ -40,6 +40,19 @@ def make_mesh():
   return jax.make_mesh((jax.device_count(),), ("data",), axis_types=(jax.sharding.AxisType.Auto,))
 
 
+def make_model(model_config) -> models.ContrastiveModel:
+  """The encoder + head that `model_config` (a config's `model`) names."""
+  return models.create(
+    model_config.encoder,
+    stem=model_config.stem,
+    width=model_config.width,
+    out_dim=model_config.out_dim,
+    hidden_dim=model_config.hidden_dim,
+    head_depth=model_config.head_depth,
+    dtype=models.DTYPES[model_config.dtype],
+  )
+
+
 def make_setup(
   config, mesh, num_train: int, per_epoch: int | None = None, num_classes: int | None = None
 ) -> tuple[step_lib.Setup, int]:
@@ -48,15 +61,7 @@ def make_setup(
   `per_epoch`: steps per epoch, where they are not num_train // batch (a streamed
   dataset's, `streaming.StreamData.steps_per_epoch`); `num_classes`: the labels'
   (the online probe's outputs, with eval.online_probe)."""
-  model = models.create(
-    config.model.encoder,
-    stem=config.model.stem,
-    width=config.model.width,
-    out_dim=config.model.out_dim,
-    hidden_dim=config.model.hidden_dim,
-    head_depth=config.model.head_depth,
-    dtype=models.DTYPES[config.model.dtype],
-  )
+  model = make_model(config.model)
   probe = config.eval.get("online_probe", False)
   if probe and not num_classes:
     raise ValueError("eval.online_probe needs make_setup(..., num_classes=the labels' count).")

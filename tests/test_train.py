@@ -20,7 +20,6 @@ from contrastive import checks
 from contrastive import config as config_lib
 from contrastive import evaluate
 from contrastive import logs
-from contrastive import models
 from contrastive import objective
 from contrastive import optim
 from contrastive import probes
@@ -232,11 +231,9 @@ def test_the_cpu_training_programs_compile_to_float64_accurate_gradients():
     wide = lambda tree: jax.tree.map(  # noqa: E731
       lambda a: np.float64(a) if np.asarray(a).dtype == np.float32 else np.asarray(a), tree
     )
-    m = config.model
-    model = models.create(
-      m.encoder, stem=m.stem, width=m.width, out_dim=m.out_dim, hidden_dim=m.hidden_dim,
-      head_depth=m.head_depth, dtype=jnp.float64,
-    )  # fmt: skip
+    wide_model = config.model.copy_and_resolve_references()
+    wide_model.dtype = "float64"
+    model = build.make_model(wide_model)
     want = jax.device_get(grads(model, wide(jax.device_get(variables)), wide(views), None))
   flat = lambda tree: np.concatenate([np.ravel(np.float64(a)) for a in jax.tree.leaves(tree)])  # noqa: E731
   error = np.linalg.norm(flat(got) - flat(want)) / np.linalg.norm(flat(want))
