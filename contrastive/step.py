@@ -93,10 +93,21 @@ class Setup:
 CPU_COMPILER_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_REDUCE"}
 
 
-def compiler_options(mesh: jax.sharding.Mesh) -> dict | None:
-  """The compiler options of the training programs on `mesh`: `CPU_COMPILER_OPTIONS` on
-  a CPU mesh, none (JAX's defaults) on a GPU or TPU."""
-  return dict(CPU_COMPILER_OPTIONS) if mesh.devices.flat[0].platform == "cpu" else None
+# XLA's CPU compiler options for the initial-state program (`create_state`): LLVM's
+# optimisation level 1 instead of 2. The program runs once, and level 2's passes over its
+# many random-number fusions (a threefry and a truncated normal per parameter) are most of
+# its compile: ResNet-18 width 8's initial state took 16.6-18.1 s of CPU against 3.7-3.8 s,
+# ConvN's 3.4-5.0 s against 1.7-1.8 s, for the same bits (tests/test_train.py checks them
+# against JAX's defaults; level 0 changes them).
+CPU_INIT_COMPILER_OPTIONS = {"xla_backend_optimization_level": 1}
+
+
+def compiler_options(mesh: jax.sharding.Mesh, options=None) -> dict | None:
+  """The compiler options of the training programs on `mesh` (`options`, default
+  `CPU_COMPILER_OPTIONS`) on a CPU mesh, none (JAX's defaults) on a GPU or TPU."""
+  if mesh.devices.flat[0].platform != "cpu":
+    return None
+  return dict(CPU_COMPILER_OPTIONS if options is None else options)
 
 
 # The programs of setups with a fingerprint, most recently used last (`program`).
@@ -122,46 +133,58 @@ def program(setup: Setup, name: str, build, *key):
   return _PROGRAMS[k]
 
 
-def create_state(setup: Setup, key, image_shape, num_train: int) -> TrainState:
-  """Initial state, replicated over the mesh.
+def initial_state(setup: Setup, key, image_shape, num_train: int) -> TrainState:
+  """The initial state made from `key`: the model's init, the optimizer's, the bank's
+  and the probe's (traced; `create_state` compiles it)."""
+  k_init, k_bank = jax.random.split(key)
+  variables = setup.model.init(k_init, jnp.zeros((2,) + tuple(image_shape)), train=False)
+  if setup.model.encoder.dtype == jnp.float64:  # exactness checks: float64 throughout
+    variables = jax.tree.map(lambda x: x.astype(jnp.float64), variables)
+  params = variables["params"]
+  bank = None
+  if objective.uses_bank(setup.loss):
+    shape = (num_train, setup.model.head.out_dim)
+    bank = numerics.l2_normalize(jax.random.normal(k_bank, shape))
+  probe = probe_opt = None
+  if setup.probe_tx is not None:
+    width = jax.eval_shape(
+      lambda: setup.model.apply(variables, jnp.zeros((1,) + tuple(image_shape)), train=False)
+    )[0].shape[-1]
+    probe = {
+      "w": jnp.zeros((width, setup.probe_classes), jnp.float32),
+      "b": jnp.zeros((setup.probe_classes,), jnp.float32),
+    }
+    probe_opt = setup.probe_tx.init(probe)
+  return TrainState(
+    step=jnp.zeros((), jnp.int32),
+    params=params,
+    batch_stats=variables.get("batch_stats", {}),
+    opt_state=setup.tx.init(params),
+    bank=bank,
+    probe_params=probe,
+    probe_opt_state=probe_opt,
+    **setup.temperature.init(num_train),
+  )
 
-  Built by one compiled program (the model's init, the optimizer's, the bank's and
-  the probe's): made op by op, each small array would compile its own program (21 of
-  them for the quickstart, 3.3 s of its setup on 2 CPU cores)."""
+
+def create_state(setup: Setup, key, image_shape, num_train: int) -> TrainState:
+  """`initial_state`, replicated over the mesh.
+
+  Built by one compiled program (on a CPU with `CPU_INIT_COMPILER_OPTIONS`): made op by
+  op, each small array would compile its own program (21 of them for the quickstart,
+  3.3 s of its setup on 2 CPU cores)."""
 
   def initial(key):
-    k_init, k_bank = jax.random.split(key)
-    variables = setup.model.init(k_init, jnp.zeros((2,) + tuple(image_shape)), train=False)
-    if setup.model.encoder.dtype == jnp.float64:  # exactness checks: float64 throughout
-      variables = jax.tree.map(lambda x: x.astype(jnp.float64), variables)
-    params = variables["params"]
-    bank = None
-    if objective.uses_bank(setup.loss):
-      shape = (num_train, setup.model.head.out_dim)
-      bank = numerics.l2_normalize(jax.random.normal(k_bank, shape))
-    probe = probe_opt = None
-    if setup.probe_tx is not None:
-      width = jax.eval_shape(
-        lambda: setup.model.apply(variables, jnp.zeros((1,) + tuple(image_shape)), train=False)
-      )[0].shape[-1]
-      probe = {
-        "w": jnp.zeros((width, setup.probe_classes), jnp.float32),
-        "b": jnp.zeros((setup.probe_classes,), jnp.float32),
-      }
-      probe_opt = setup.probe_tx.init(probe)
-    return TrainState(
-      step=jnp.zeros((), jnp.int32),
-      params=params,
-      batch_stats=variables.get("batch_stats", {}),
-      opt_state=setup.tx.init(params),
-      bank=bank,
-      probe_params=probe,
-      probe_opt_state=probe_opt,
-      **setup.temperature.init(num_train),
-    )
+    return initial_state(setup, key, image_shape, num_train)
 
-  build = lambda: jax.jit(initial, out_shardings=NamedSharding(setup.mesh, P()))  # noqa: E731
-  return program(setup, "create_state", build, tuple(image_shape), num_train)(key)
+  # Traced (`jax.eval_shape`: an abstract state), the program is part of the caller's,
+  # which alone takes compiler options.
+  nested = isinstance(key, jax.core.Tracer)
+  options = None if nested else compiler_options(setup.mesh, CPU_INIT_COMPILER_OPTIONS)
+  build = lambda: jax.jit(  # noqa: E731
+    initial, out_shardings=NamedSharding(setup.mesh, P()), compiler_options=options
+  )
+  return program(setup, "create_state", build, tuple(image_shape), num_train, nested)(key)
 
 
 def batch(data, root_key, step, setup: Setup, seed=None) -> dict:

@@ -242,6 +242,27 @@ def test_the_cpu_training_programs_compile_to_float64_accurate_gradients():
   assert step_lib.compiler_options(types.SimpleNamespace(devices=np.array([gpu]))) is None
 
 
+def test_the_cpu_initial_state_program_has_the_bits_of_jax_defaults():
+  # step.CPU_INIT_COMPILER_OPTIONS (LLVM's level 1: a faster compile) must not move a bit
+  # of the initial state: every parameter, BatchNorm's statistics, the optimizer's state,
+  # the memory bank and the online probe, against the same program with JAX's defaults
+  # (level 0 fails this: the truncated normals' arithmetic compiles differently).
+  config = _tiny_config()
+  config.loss.update(name="hard_contrastive", layout="memory_bank", num_hard=10)
+  setup = build.build_run(config, abstract_state=True).setup
+  shape, num_train, key = (28, 28, 1), 640, jax.random.key(3)
+  assert step_lib.compiler_options(setup.mesh, step_lib.CPU_INIT_COMPILER_OPTIONS) == {
+    "xla_backend_optimization_level": 1
+  }
+  got = step_lib.create_state(setup, key, shape, num_train)
+  want = jax.jit(lambda k: step_lib.initial_state(setup, k, shape, num_train))(key)
+  assert got.bank.shape == (num_train, 32) and got.probe_params is not None
+  got, want = jax.device_get((got, want))
+  assert jax.tree.structure(got) == jax.tree.structure(want)
+  for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
+    assert a.dtype == b.dtype and np.array_equal(a, b)
+
+
 def test_nan_loss_stops_naming_the_step(tmp_path):
   config = _tiny_config()
   config.optimizer.learning_rate, config.optimizer.schedule = 1e30, "constant"
