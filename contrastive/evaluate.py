@@ -16,6 +16,7 @@ import numpy as np
 from contrastive import build
 from contrastive import metrics
 from contrastive import probes
+from contrastive import step as step_lib
 from contrastive.data import augment
 from contrastive.data import datasets
 from contrastive.data import latent
@@ -27,9 +28,21 @@ from contrastive.data import streaming
 _PIXEL_KNN: dict = {}
 
 
-@functools.partial(jax.jit, static_argnums=0)
+@functools.cache
+def _forward_program(platform: str):
+  return jax.jit(
+    lambda model, variables, x: model.apply(variables, x, train=False),
+    static_argnums=0,
+    compiler_options=step_lib.compiler_options(platform),
+  )
+
+
 def _forward(model, variables, x):
-  return model.apply(variables, x, train=False)
+  """The encoder's eval-mode pass, compiled with the training programs' options
+  (`step.compiler_options`; on a CPU, XLA's own convolutions: 512 images through ResNet-18
+  width 64 took 0.60-0.70 of their time with JAX's defaults, width 16 0.75-0.83, ConvN
+  0.36-0.50; BENCHMARKS.md)."""
+  return _forward_program(jax.default_backend())(model, variables, x)
 
 
 def encode(model, state, images, *, batch_size: int = 512):

@@ -102,10 +102,12 @@ CPU_COMPILER_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_
 CPU_INIT_COMPILER_OPTIONS = {"xla_backend_optimization_level": 1}
 
 
-def compiler_options(mesh: jax.sharding.Mesh, options=None) -> dict | None:
-  """The compiler options of the training programs on `mesh` (`options`, default
-  `CPU_COMPILER_OPTIONS`) on a CPU mesh, none (JAX's defaults) on a GPU or TPU."""
-  if mesh.devices.flat[0].platform != "cpu":
+def compiler_options(where: jax.sharding.Mesh | str, options=None) -> dict | None:
+  """The compiler options of the training programs on `where` (a mesh, or a platform's
+  name: "cpu", "gpu", "tpu"): `options` (default `CPU_COMPILER_OPTIONS`) on a CPU, none
+  (JAX's defaults) on a GPU or TPU."""
+  platform = where if isinstance(where, str) else where.devices.flat[0].platform
+  if platform != "cpu":
     return None
   return dict(CPU_COMPILER_OPTIONS if options is None else options)
 

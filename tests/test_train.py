@@ -27,6 +27,7 @@ from contrastive import recipes
 from contrastive import step as step_lib
 from contrastive import temperature as temperature_lib
 from contrastive import train
+from contrastive.data import datasets
 from tests import reference
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -240,6 +241,29 @@ def test_the_cpu_training_programs_compile_to_float64_accurate_gradients():
   assert error < 1e-5, error
   gpu = types.SimpleNamespace(platform="gpu")
   assert step_lib.compiler_options(types.SimpleNamespace(devices=np.array([gpu]))) is None
+
+
+def test_the_evaluation_encoder_is_float64_accurate_over_padded_chunks():
+  # evaluate.encode: the eval-mode encoder (compiled with the training programs' CPU
+  # options) in chunks of 64, the last one padded, against one float64 pass over all rows.
+  config = _tiny_config()
+  config.data.update(name="shapes", image_size=32, augment="simclr_cifar")
+  run = build.build_run(config)
+  images = np.asarray(datasets.clean_inputs(run.data.test, 100))
+  got = evaluate.encode(run.setup.model, run.state, images, batch_size=64)
+  with jax.enable_x64(True):
+    wide_model = config.model.copy_and_resolve_references()
+    wide_model.dtype = "float64"
+    variables = jax.tree.map(
+      np.float64, jax.device_get({"params": run.state.params, "batch_stats": run.state.batch_stats})
+    )
+    want = build.make_model(wide_model).apply(variables, np.float64(images), train=False)
+  for g, w in zip(got, jax.device_get(want), strict=True):
+    assert g.shape == w.shape and g.shape[0] == 100
+    error = np.linalg.norm(g - w) / np.linalg.norm(w)
+    assert error < 1e-5, error
+  assert step_lib.compiler_options("cpu") == step_lib.CPU_COMPILER_OPTIONS
+  assert step_lib.compiler_options("gpu") is None
 
 
 def test_the_cpu_initial_state_program_has_the_bits_of_jax_defaults():
