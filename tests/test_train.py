@@ -201,6 +201,20 @@ def test_a_scheduled_temperature_is_traced_into_one_step_and_logged():
   assert "contrastive (simclr, tau cosine 0.1..1), 23 steps" in line
 
 
+def _float64_model(config):
+  """The model `config` names, computing in float64 (a reference; under jax.enable_x64)."""
+  model = config.model.copy_and_resolve_references()
+  model.dtype = "float64"
+  return build.make_model(model)
+
+
+def _wide(tree):
+  """`tree` with its float32 arrays as float64 NumPy arrays, the rest as NumPy arrays."""
+  return jax.tree.map(
+    lambda a: np.float64(a) if np.asarray(a).dtype == np.float32 else np.asarray(a), tree
+  )
+
+
 def test_the_cpu_training_programs_compile_to_float64_accurate_gradients():
   # step.CPU_COMPILER_OPTIONS (XLA's own convolutions and dots, YNNPACK's reductions): the
   # first batch's gradient, compiled as the training programs are, within 1e-5 of a
@@ -229,13 +243,8 @@ def test_the_cpu_training_programs_compile_to_float64_accurate_gradients():
   variables = {"params": run.state.params, "batch_stats": run.state.batch_stats}
   got = jax.device_get(grads(setup.model, variables, views, options))
   with jax.enable_x64(True):
-    wide = lambda tree: jax.tree.map(  # noqa: E731
-      lambda a: np.float64(a) if np.asarray(a).dtype == np.float32 else np.asarray(a), tree
-    )
-    wide_model = config.model.copy_and_resolve_references()
-    wide_model.dtype = "float64"
-    model = build.make_model(wide_model)
-    want = jax.device_get(grads(model, wide(jax.device_get(variables)), wide(views), None))
+    model = _float64_model(config)
+    want = jax.device_get(grads(model, _wide(jax.device_get(variables)), _wide(views), None))
   flat = lambda tree: np.concatenate([np.ravel(np.float64(a)) for a in jax.tree.leaves(tree)])  # noqa: E731
   error = np.linalg.norm(flat(got) - flat(want)) / np.linalg.norm(flat(want))
   assert error < 1e-5, error
@@ -252,12 +261,10 @@ def test_the_evaluation_encoder_is_float64_accurate_over_padded_chunks():
   images = np.asarray(datasets.clean_inputs(run.data.test, 100))
   got = evaluate.encode(run.setup.model, run.state, images, batch_size=64)
   with jax.enable_x64(True):
-    wide_model = config.model.copy_and_resolve_references()
-    wide_model.dtype = "float64"
-    variables = jax.tree.map(
-      np.float64, jax.device_get({"params": run.state.params, "batch_stats": run.state.batch_stats})
+    variables = _wide(
+      jax.device_get({"params": run.state.params, "batch_stats": run.state.batch_stats})
     )
-    want = build.make_model(wide_model).apply(variables, np.float64(images), train=False)
+    want = _float64_model(config).apply(variables, _wide(images), train=False)
   for g, w in zip(got, jax.device_get(want), strict=True):
     assert g.shape == w.shape and g.shape[0] == 100
     error = np.linalg.norm(g - w) / np.linalg.norm(w)
