@@ -116,7 +116,8 @@ def _device_features(run: build.Run, state):
   if isinstance(train_data, latent.LatentData):
     views = lambda: latent.eval_views(test_data, key)  # noqa: E731
   else:
-    views = lambda: pipeline.eval_views(test_data, key, run.setup.augment)  # noqa: E731
+    program = step_lib.run_once(pipeline.eval_views, jax.default_backend(), 2)
+    views = lambda: program(test_data, key, run.setup.augment)  # noqa: E731
   train_y = np.asarray(train_data.labels)[: train_data.num_examples]
   test_y = np.asarray(test_data.labels)[: test_data.num_examples]
   train_f, _ = encode(run.setup.model, state, train_x)
@@ -152,7 +153,7 @@ def _streamed_features(run: build.Run, state):
   variables = jax.tree.map(
     lambda x: x.addressable_data(0), {"params": state.params, "batch_stats": state.batch_stats}
   )
-  colour = jax.jit(augment.photometric_batch, static_argnums=2)
+  colour = step_lib.run_once(augment.photometric_batch, jax.default_backend(), 2)
   key = jax.random.fold_in(run.root, 3)
 
   def clean(data):

@@ -15,6 +15,7 @@ step), so a resumed run draws exactly the same randomness.
 
 import collections
 import dataclasses
+import functools
 import json
 import os
 from typing import Any
@@ -93,13 +94,16 @@ class Setup:
 CPU_COMPILER_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_REDUCE"}
 
 
-# XLA's CPU compiler options for the initial-state program (`create_state`): LLVM's
-# optimisation level 1 instead of 2. The program runs once, and level 2's passes over its
-# many random-number fusions (a threefry and a truncated normal per parameter) are most of
-# its compile: ResNet-18 width 8's initial state took 16.6-18.1 s of CPU against 3.7-3.8 s,
-# ConvN's 3.4-5.0 s against 1.7-1.8 s, for the same bits (tests/test_train.py checks them
-# against JAX's defaults; level 0 changes them).
-CPU_INIT_COMPILER_OPTIONS = {"xla_backend_optimization_level": 1}
+# XLA's CPU compiler options for the programs a run compiles and runs once: the initial
+# state (`create_state`) and the evaluation's augmented views (`evaluate`, through
+# `run_once`). LLVM's optimisation level 1 instead of 2: level 2's passes over their many
+# random-number fusions (a threefry per draw, a truncated normal per parameter) are most
+# of their compile. ResNet-18 width 8's initial state took 16.6-18.1 s of CPU against
+# 3.7-3.8 s, ConvN's 3.4-5.0 s against 1.7-1.8 s; the device data's views 0.66 of their
+# compile time (15 recipe and shape cases), a streamed dataset's colour steps 0.75 (20).
+# Same bits (tests/test_train.py checks both against JAX's defaults; level 0 changes
+# them). Not the step: level 1 moves its bits (BENCHMARKS.md).
+CPU_RUN_ONCE_COMPILER_OPTIONS = {"xla_backend_optimization_level": 1}
 
 
 def compiler_options(where: jax.sharding.Mesh | str, options=None) -> dict | None:
@@ -110,6 +114,15 @@ def compiler_options(where: jax.sharding.Mesh | str, options=None) -> dict | Non
   if platform != "cpu":
     return None
   return dict(CPU_COMPILER_OPTIONS if options is None else options)
+
+
+@functools.cache
+def run_once(fn, platform: str, static_argnums=()):
+  """`fn` jitted as a program a run compiles and runs once (the evaluation's augmented
+  views): with `CPU_RUN_ONCE_COMPILER_OPTIONS` on a CPU, JAX's defaults elsewhere; one
+  per (fn, platform)."""
+  options = compiler_options(platform, CPU_RUN_ONCE_COMPILER_OPTIONS)
+  return jax.jit(fn, static_argnums=static_argnums, compiler_options=options)
 
 
 # The programs of setups with a fingerprint, most recently used last (`program`).
@@ -172,7 +185,7 @@ def initial_state(setup: Setup, key, image_shape, num_train: int) -> TrainState:
 def create_state(setup: Setup, key, image_shape, num_train: int) -> TrainState:
   """`initial_state`, replicated over the mesh.
 
-  Built by one compiled program (on a CPU with `CPU_INIT_COMPILER_OPTIONS`): made op by
+  Built by one compiled program (on a CPU with `CPU_RUN_ONCE_COMPILER_OPTIONS`): made op by
   op, each small array would compile its own program (21 of them for the quickstart,
   3.3 s of its setup on 2 CPU cores)."""
 
@@ -182,7 +195,7 @@ def create_state(setup: Setup, key, image_shape, num_train: int) -> TrainState:
   # Traced (`jax.eval_shape`: an abstract state), the program is part of the caller's,
   # which alone takes compiler options.
   nested = isinstance(key, jax.core.Tracer)
-  options = None if nested else compiler_options(setup.mesh, CPU_INIT_COMPILER_OPTIONS)
+  options = None if nested else compiler_options(setup.mesh, CPU_RUN_ONCE_COMPILER_OPTIONS)
   build = lambda: jax.jit(  # noqa: E731
     initial, out_shardings=NamedSharding(setup.mesh, P()), compiler_options=options
   )

@@ -27,7 +27,10 @@ from contrastive import recipes
 from contrastive import step as step_lib
 from contrastive import temperature as temperature_lib
 from contrastive import train
+from contrastive.data import augment
 from contrastive.data import datasets
+from contrastive.data import pipeline
+from contrastive.data import sources
 from tests import reference
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -274,7 +277,7 @@ def test_the_evaluation_encoder_is_float64_accurate_over_padded_chunks():
 
 
 def test_the_cpu_initial_state_program_has_the_bits_of_jax_defaults():
-  # step.CPU_INIT_COMPILER_OPTIONS (LLVM's level 1: a faster compile) must not move a bit
+  # step.CPU_RUN_ONCE_COMPILER_OPTIONS (LLVM's level 1: a faster compile) must not move a bit
   # of the initial state: every parameter, BatchNorm's statistics, the optimizer's state,
   # the memory bank and the online probe, against the same program with JAX's defaults
   # (level 0 fails this: the truncated normals' arithmetic compiles differently).
@@ -282,7 +285,7 @@ def test_the_cpu_initial_state_program_has_the_bits_of_jax_defaults():
   config.loss.update(name="hard_contrastive", layout="memory_bank", num_hard=10)
   setup = build.build_run(config, abstract_state=True).setup
   shape, num_train, key = (28, 28, 1), 640, jax.random.key(3)
-  assert step_lib.compiler_options(setup.mesh, step_lib.CPU_INIT_COMPILER_OPTIONS) == {
+  assert step_lib.compiler_options(setup.mesh, step_lib.CPU_RUN_ONCE_COMPILER_OPTIONS) == {
     "xla_backend_optimization_level": 1
   }
   got = step_lib.create_state(setup, key, shape, num_train)
@@ -292,6 +295,22 @@ def test_the_cpu_initial_state_program_has_the_bits_of_jax_defaults():
   assert jax.tree.structure(got) == jax.tree.structure(want)
   for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
     assert a.dtype == b.dtype and np.array_equal(a, b)
+
+
+def test_the_cpu_evaluation_views_program_has_the_bits_of_jax_defaults():
+  # The evaluation's augmented views compile with the same options (`step.run_once`) and
+  # must not move a bit either: NPID's ImageNet recipe has every step a view takes (crop,
+  # flip, colour jitter with hue, grayscale, blur), on `shapes`' 3-channel images.
+  split = sources.load("shapes").test
+  data = pipeline.to_device(sources.Split(split.images[:96], split.labels[:96]))
+  config, key = augment.preset("npid_imagenet", 24), jax.random.key(5)
+  program = step_lib.run_once(pipeline.eval_views, "cpu", 2)
+  assert program is step_lib.run_once(pipeline.eval_views, "cpu", 2)  # one per platform
+  got = program(data, key, config)
+  want = pipeline.eval_views(data, key, config)  # jitted with JAX's defaults
+  assert got[0].shape == (96, 24, 24, 3) and not np.array_equal(got[0], got[1])
+  for a, b in zip(got, want, strict=True):
+    assert np.array_equal(a, b)
 
 
 def test_nan_loss_stops_naming_the_step(tmp_path):
