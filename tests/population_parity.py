@@ -28,7 +28,7 @@ def main(dtype, steps, learning_rate, taus):
   # the second and third load the first's program from the persistent cache.
   step_lib.enable_compilation_cache(tempfile.mkdtemp(prefix="population_parity_"))
   config = recipes.quickstart()
-  config.data.update(name="digits", image_size=28, augment="randbit", batch_size=32)
+  config.data.update(name="digits", image_size=28, augment="randbit", batch_size=16)
   config.data.train_examples = 320
   config.model.update(encoder="convn", out_dim=32, dtype=dtype)
   config.optimizer.learning_rate = learning_rate
