@@ -1,5 +1,6 @@
 """Dataset sources: TFDS under mock_data, the missing-dataset error, embedded data."""
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -8,6 +9,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
+from contrastive.data import embedded
 from contrastive.data import sources
 
 # Our name -> (image shape, number of classes) as TFDS describes them.
@@ -132,6 +134,21 @@ def test_embedded_datasets_are_deterministic_and_offline():
   lines = runs[0].stdout.splitlines()
   assert lines[0].startswith("digits (1497, 28, 28, 1) (300, 28, 28, 1) 10")
   assert lines[1].startswith("shapes (10000, 32, 32, 3) (2000, 32, 32, 3) 10")
+
+
+def test_digits_are_scikit_learns_read_without_importing_it(monkeypatch):
+  # embedded.digits_arrays reads the CSV scikit-learn ships (its import costs 0.5-0.8 s);
+  # the arrays are load_digits' own, and where the file is not found, load_digits gives them.
+  from sklearn import datasets  # noqa: PLC0415
+
+  bunch = datasets.load_digits()
+  for found in (True, False):
+    with monkeypatch.context() as m:
+      if not found:
+        m.setattr(importlib.util, "find_spec", lambda name: None)
+      images, labels = embedded.digits_arrays()
+    assert images.dtype == bunch.images.dtype and np.array_equal(images, bunch.images)
+    assert labels.dtype == bunch.target.dtype and np.array_equal(labels, bunch.target)
 
 
 def test_shapes_seed_changes_the_data_and_classes_are_balanced():

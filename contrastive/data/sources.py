@@ -118,8 +118,8 @@ VECTOR_DATASETS = ("latent",)
 @functools.lru_cache(maxsize=4)
 def _embedded(name: str, seed: int):
   """`EMBEDDED_DATASETS[name](seed)`, kept for the process with its arrays read-only: the
-  generators are deterministic, and regenerating took 1.8-2.0 s for `shapes` and 0.9 s
-  for `digits` at every load (a sweep's runs, a notebook's, the tests')."""
+  generators are deterministic, and regenerating `shapes` took 1.8-2.0 s at every load (a
+  sweep's runs, a notebook's, the tests')."""
   out = EMBEDDED_DATASETS[name](seed=seed)
 
   def freeze(x):
