@@ -3,7 +3,6 @@
 results.json its figures (`evaluate_state`); the kNN monitor a run logs while it trains.
 """
 
-import functools
 import json
 
 import jax
@@ -28,13 +27,8 @@ from contrastive.data import streaming
 _PIXEL_KNN: dict = {}
 
 
-@functools.cache
-def _forward_program(platform: str):
-  return jax.jit(
-    lambda model, variables, x: model.apply(variables, x, train=False),
-    static_argnums=0,
-    compiler_options=step_lib.compiler_options(platform),
-  )
+def _eval_apply(model, variables, x):
+  return model.apply(variables, x, train=False)
 
 
 def _forward(model, variables, x):
@@ -42,7 +36,7 @@ def _forward(model, variables, x):
   (`step.compiler_options`; on a CPU, XLA's own convolutions: 512 images through ResNet-18
   width 64 took 0.60-0.70 of their time with JAX's defaults, width 16 0.75-0.83, ConvN
   0.36-0.50; BENCHMARKS.md)."""
-  return _forward_program(jax.default_backend())(model, variables, x)
+  return step_lib.jit_on(_eval_apply, jax.default_backend(), 0)(model, variables, x)
 
 
 def encode(model, state, images, *, batch_size: int = 512):
@@ -116,7 +110,7 @@ def _device_features(run: build.Run, state):
   if isinstance(train_data, latent.LatentData):
     views = lambda: latent.eval_views(test_data, key)  # noqa: E731
   else:
-    program = step_lib.run_once(pipeline.eval_views, jax.default_backend(), 2)
+    program = step_lib.jit_on(pipeline.eval_views, jax.default_backend(), 2, run_once=True)
     views = lambda: program(test_data, key, run.setup.augment)  # noqa: E731
   train_y = np.asarray(train_data.labels)[: train_data.num_examples]
   test_y = np.asarray(test_data.labels)[: test_data.num_examples]
@@ -153,7 +147,7 @@ def _streamed_features(run: build.Run, state):
   variables = jax.tree.map(
     lambda x: x.addressable_data(0), {"params": state.params, "batch_stats": state.batch_stats}
   )
-  colour = step_lib.run_once(augment.photometric_batch, jax.default_backend(), 2)
+  colour = step_lib.jit_on(augment.photometric_batch, jax.default_backend(), 2, run_once=True)
   key = jax.random.fold_in(run.root, 3)
 
   def clean(data):

@@ -96,13 +96,14 @@ CPU_COMPILER_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_
 
 # XLA's CPU compiler options for the programs a run compiles and runs once: the initial
 # state (`create_state`) and the evaluation's augmented views (`evaluate`, through
-# `run_once`). LLVM's optimisation level 1 instead of 2: level 2's passes over their many
-# random-number fusions (a threefry per draw, a truncated normal per parameter) are most
-# of their compile. ResNet-18 width 8's initial state took 16.6-18.1 s of CPU against
-# 3.7-3.8 s, ConvN's 3.4-5.0 s against 1.7-1.8 s; the device data's views 0.66 of their
-# compile time (15 recipe and shape cases), a streamed dataset's colour steps 0.75 (20).
-# Same bits (tests/test_train.py checks both against JAX's defaults; level 0 changes
-# them). Not the step: level 1 moves its bits (BENCHMARKS.md).
+# `jit_on(..., run_once=True)`). LLVM's optimisation level 1 instead of 2: level 2's
+# passes over their many random-number fusions (a threefry per draw, a truncated normal
+# per parameter) are most of their compile. ResNet-18 width 8's initial state took
+# 16.6-18.1 s of CPU against 3.7-3.8 s, ConvN's 3.4-5.0 s against 1.7-1.8 s; the device
+# data's views 0.66 of their compile time (15 recipe and shape cases), a streamed
+# dataset's colour steps 0.75 (20). Same bits (tests/test_train.py checks both against
+# JAX's defaults; level 0 changes them). Not the step: level 1 moves its bits
+# (BENCHMARKS.md).
 CPU_RUN_ONCE_COMPILER_OPTIONS = {"xla_backend_optimization_level": 1}
 
 
@@ -117,11 +118,12 @@ def compiler_options(where: jax.sharding.Mesh | str, options=None) -> dict | Non
 
 
 @functools.cache
-def run_once(fn, platform: str, static_argnums=()):
-  """`fn` jitted as a program a run compiles and runs once (the evaluation's augmented
-  views): with `CPU_RUN_ONCE_COMPILER_OPTIONS` on a CPU, JAX's defaults elsewhere; one
-  per (fn, platform)."""
-  options = compiler_options(platform, CPU_RUN_ONCE_COMPILER_OPTIONS)
+def jit_on(fn, platform: str, static_argnums=(), run_once: bool = False):
+  """`fn` jitted with this project's compiler options for `platform` (`compiler_options`):
+  the training programs' (`CPU_COMPILER_OPTIONS` on a CPU), or with `run_once` those of a
+  program a run compiles and runs once (`CPU_RUN_ONCE_COMPILER_OPTIONS`: the evaluation's
+  augmented views); JAX's defaults off a CPU. One per (fn, platform, options)."""
+  options = compiler_options(platform, CPU_RUN_ONCE_COMPILER_OPTIONS if run_once else None)
   return jax.jit(fn, static_argnums=static_argnums, compiler_options=options)
 
 

@@ -298,14 +298,14 @@ def test_the_cpu_initial_state_program_has_the_bits_of_jax_defaults():
 
 
 def test_the_cpu_evaluation_views_program_has_the_bits_of_jax_defaults():
-  # The evaluation's augmented views compile with the same options (`step.run_once`) and
+  # The evaluation's augmented views compile with the same options (`step.jit_on`) and
   # must not move a bit either: NPID's ImageNet recipe has every step a view takes (crop,
   # flip, colour jitter with hue, grayscale, blur), on `shapes`' 3-channel images.
   split = sources.load("shapes").test
   data = pipeline.to_device(sources.Split(split.images[:96], split.labels[:96]))
   config, key = augment.preset("npid_imagenet", 24), jax.random.key(5)
-  program = step_lib.run_once(pipeline.eval_views, "cpu", 2)
-  assert program is step_lib.run_once(pipeline.eval_views, "cpu", 2)  # one per platform
+  program = step_lib.jit_on(pipeline.eval_views, "cpu", 2, run_once=True)
+  assert program is step_lib.jit_on(pipeline.eval_views, "cpu", 2, run_once=True)  # one each
   got = program(data, key, config)
   want = pipeline.eval_views(data, key, config)  # jitted with JAX's defaults
   assert got[0].shape == (96, 24, 24, 3) and not np.array_equal(got[0], got[1])

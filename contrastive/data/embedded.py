@@ -47,7 +47,7 @@ def digits_arrays():
   `load_digits` where that file is not where scikit-learn 1.x keeps it.
   """
   spec = importlib.util.find_spec("sklearn")
-  for root in (spec.submodule_search_locations or []) if spec else []:
+  for root in getattr(spec, "submodule_search_locations", None) or []:
     path = os.path.join(root, "datasets", "data", "digits.csv.gz")
     if os.path.exists(path):
       with gzip.open(path, "rt") as f:
