@@ -94,16 +94,12 @@ class Setup:
 CPU_COMPILER_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_REDUCE"}
 
 
-# XLA's CPU compiler options for the programs a run compiles and runs once: the initial
-# state (`create_state`) and the evaluation's augmented views (`evaluate`, through
-# `jit_on(..., run_once=True)`). LLVM's optimisation level 1 instead of 2: level 2's
-# passes over their many random-number fusions (a threefry per draw, a truncated normal
-# per parameter) are most of their compile. ResNet-18 width 8's initial state took
-# 16.6-18.1 s of CPU against 3.7-3.8 s, ConvN's 3.4-5.0 s against 1.7-1.8 s; the device
-# data's views 0.66 of their compile time (15 recipe and shape cases), a streamed
-# dataset's colour steps 0.75 (20). Same bits (tests/test_train.py checks both against
-# JAX's defaults; level 0 changes them). Not the step: level 1 moves its bits
-# (BENCHMARKS.md).
+# XLA's CPU compiler options for the programs a run compiles and runs once (the initial
+# state, `create_state`; the evaluation's augmented views, `jit_on(..., run_once=True)`):
+# LLVM's level 1, not 2, whose passes over their random-number fusions were most of their
+# compile (ResNet-18 width 8's initial state 3.7 s of CPU against 16.6-18.1 s). Same bits,
+# checked against JAX's defaults in tests/test_train.py; not for the step, whose bits it
+# moves (BENCHMARKS.md, "... at LLVM level 1").
 CPU_RUN_ONCE_COMPILER_OPTIONS = {"xla_backend_optimization_level": 1}
 
 
