@@ -84,13 +84,10 @@ class Setup:
 
 
 # XLA's CPU compiler options for the training programs (a run's step, a population's, the
-# loss calibration's gradients). By default XLA hands convolutions, dots and reductions
-# to YNNPACK fusions; its own convolutions and dots run these steps faster on a CPU, and
-# YNNPACK's reductions (BatchNorm's statistics and its gradients, long sums over the
-# batch and the image) are the accurate ones: with XLA's own reductions too, a first
-# update of ResNet-18 is 3e-3 off a float64 one (BENCHMARKS.md, "XLA's own convolutions
-# with YNNPACK's reductions"). Given on a CPU mesh only; other platforms compile with
-# JAX's defaults.
+# loss calibration's gradients, the evaluation's encoder): XLA's own convolutions and dots
+# (faster here than YNNPACK's) with YNNPACK's reductions (BatchNorm's long sums; XLA's own
+# put a first ResNet-18 update 3e-3 off float64). BENCHMARKS.md, "XLA's own convolutions
+# with YNNPACK's reductions". On a CPU only; other platforms get JAX's defaults.
 CPU_COMPILER_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_REDUCE"}
 
 
@@ -115,10 +112,8 @@ def compiler_options(where: jax.sharding.Mesh | str, options=None) -> dict | Non
 
 @functools.cache
 def jit_on(fn, platform: str, static_argnums=(), run_once: bool = False):
-  """`fn` jitted with this project's compiler options for `platform` (`compiler_options`):
-  the training programs' (`CPU_COMPILER_OPTIONS` on a CPU), or with `run_once` those of a
-  program a run compiles and runs once (`CPU_RUN_ONCE_COMPILER_OPTIONS`: the evaluation's
-  augmented views); JAX's defaults off a CPU. One per (fn, platform, options)."""
+  """`fn` jitted, once per argument set, with `compiler_options(platform)`: the training
+  programs' on a CPU, or with `run_once` `CPU_RUN_ONCE_COMPILER_OPTIONS`."""
   options = compiler_options(platform, CPU_RUN_ONCE_COMPILER_OPTIONS if run_once else None)
   return jax.jit(fn, static_argnums=static_argnums, compiler_options=options)
 
