@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from contrastive import models
+from contrastive import step as step_lib
 
 
 def _count(tree):
@@ -45,10 +46,20 @@ def test_projection_head_depth(depth, hidden):
 @pytest.mark.heavy(seconds=17)
 def test_forward_shapes_dtypes_and_batchnorm_modes():
   model = models.create("resnet18", width=8, out_dim=16, dtype=jnp.bfloat16)
-  x = jax.random.uniform(jax.random.key(1), (4, 32, 32, 3))
-  # Jitted, as the trainer runs it (op by op, its hundreds of ops took 20 s against 12).
-  init = jax.jit(model.init, static_argnames="train")
-  apply = jax.jit(model.apply, static_argnames=("train", "mutable"))
+  x = np.random.default_rng(1).uniform(size=(4, 32, 32, 3)).astype(np.float32)
+  # Jitted, as the trainer runs it (op by op, its hundreds of ops took 20 s against 12),
+  # with the trainer's options: the initial state's (LLVM level 1 on a CPU: its compile
+  # took 11 s of this test at JAX's defaults) and the training programs'.
+  init = jax.jit(
+    model.init,
+    static_argnames="train",
+    compiler_options=step_lib.compiler_options("cpu", step_lib.CPU_RUN_ONCE_COMPILER_OPTIONS),
+  )
+  apply = jax.jit(
+    model.apply,
+    static_argnames=("train", "mutable"),
+    compiler_options=step_lib.compiler_options("cpu"),
+  )
   variables = init(jax.random.key(0), x, train=False)
   assert all(v.dtype == jnp.float32 for v in jax.tree.leaves(variables["params"]))
   (feats, proj), updates = apply(variables, x, train=True, mutable=("batch_stats",))
@@ -76,9 +87,10 @@ _NHWC = ("NHWC", "HWIO", "NHWC")  # the models' convolution layout
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
 def test_conv_stored_once_is_the_same_convolution(dtype):
   # The CPU's stored-input convolution against lax's: values and both gradients, bit for bit.
-  x = jax.random.normal(jax.random.key(0), (4, 9, 9, 5), dtype)
-  w = jax.random.normal(jax.random.key(1), (3, 3, 5, 6), dtype)
-  ct = jax.random.normal(jax.random.key(2), (4, 5, 5, 6), dtype)
+  # NumPy's normals: jax.random.normal op by op compiled a program per shape (~1.7 s each).
+  rng = np.random.default_rng(0)
+  x, w, ct = (jnp.asarray(rng.normal(size=s), dtype) for s in ((4, 9, 9, 5), (3, 3, 5, 6),
+                                                                 (4, 5, 5, 6)))  # fmt: skip
 
   def vjp(conv):
     f = lambda x, w: conv(x, w, (2, 2), ((1, 1), (1, 1)), dimension_numbers=_NHWC)
