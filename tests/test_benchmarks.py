@@ -194,3 +194,32 @@ def test_benchmarks_md_tables_come_from_the_committed_json(tmp_path):
   changed = report.render(text, str(results))
   assert changed != text and "| NT-Xent | 512 | 2.96 |" in changed
   assert report.render(changed, str(results)) == changed  # generating again changes nothing
+
+
+def test_suite_profile_records_processes_and_each_tests_compiles(tmp_path):
+  # Its own pytest session on one cheap test: the hook records that session's process
+  # and the test's compiles (to its files, not the console), and a test's subprocess.
+  test = tmp_path / "test_probe.py"
+  test.write_text(
+    "import subprocess, sys, jax, jax.numpy as jnp\n"
+    "def test_probe():\n"
+    "  assert float(jax.jit(lambda x: x * 3)(jnp.float32(2))) == 6\n"
+    "  subprocess.run([sys.executable, '-c', 'import jax; jax.jit(lambda x: x + 1)(1)'],"
+    " check=True)\n"
+  )
+  env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}  # not a worker
+  proc = subprocess.run(
+    [sys.executable, "benchmarks/suite_profile.py", "--json", str(tmp_path / "p.json"), "--",
+     "-q", "-p", "no:cacheprovider", "--rootdir", str(tmp_path), str(test)],
+    cwd=ROOT, capture_output=True, text=True, timeout=600, env=env,
+  )  # fmt: skip
+  assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+  assert "Finished XLA compilation" not in proc.stdout + proc.stderr  # the files only
+  summary = json.loads((tmp_path / "p.json").read_text())
+  assert summary["pytest_returncode"] == 0
+  kinds = {r["kind"]: r for r in summary["processes"]}
+  assert kinds["pytest worker or `python -c`"]["processes"] == 2  # pytest and its child
+  assert all(r["cpu_s"] > 0 for r in summary["processes"])
+  (row,) = [r for r in summary["tests"] if r["test"].endswith("test_probe.py::test_probe")]
+  assert row["compiles"] >= 2 and "jit(<lambda>)" in row["programs"]  # both processes'
+  assert "XLA compiles by test" in proc.stdout
