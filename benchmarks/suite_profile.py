@@ -69,12 +69,14 @@ def test_name(current: str) -> str:
   return re.sub(r"\[.*\]$", "", name)
 
 
-def kind(argv: list[str]) -> str:
-  """What a process was: the pytest workers, or the script or module it ran."""
-  if argv in (["-c"], []) or any("xdist" in a or "pytest" in a for a in argv[:1]):
-    return "pytest worker or `python -c`"
-  if argv[0] == "-m":
-    return "python -m " + argv[1]
+def kind(record: dict) -> str:
+  """What a process was: pytest itself, a pytest-xdist worker (`python -c`, no test of its
+  own when it exits), a test's `python -c`, or the script or module it ran."""
+  argv = record["argv"]
+  if argv in (["-c"], []):
+    return "a test's python -c" if record["test"] else "pytest worker"
+  if "pytest" in argv[0]:
+    return "pytest"
   return os.path.relpath(argv[0], ROOT) if argv[0].startswith(ROOT) else os.path.basename(argv[0])
 
 
@@ -85,7 +87,7 @@ def summarize(directory: str) -> dict:
   for path in glob.glob(os.path.join(directory, "*.json")):
     with open(path) as f:
       record = json.load(f)
-    row = kinds[kind(record["argv"])]
+    row = kinds[kind(record)]
     row["processes"] += 1
     row["cpu_s"] += record["cpu_s"]
   tests = collections.defaultdict(lambda: {"compiles": 0, "compile_s": 0.0, "programs": {}})
