@@ -3,8 +3,8 @@ of each test (its own and its subprocesses').
 
   python benchmarks/suite_profile.py [--json PATH] [--top N] [-- PYTEST ARGS]
 
-Runs pytest (default: the README's `-q -n 2 --dist worksteal`) with a `sitecustomize`
-hook on PYTHONPATH that every Python process of the run imports: it records the
+Runs pytest (default: the arguments of the README's test command, as CI runs it) with a
+`sitecustomize` hook on PYTHONPATH that every Python process of the run imports: it records the
 process's command, CPU time and the test it ran under (`PYTEST_CURRENT_TEST`, inherited
 by a test's subprocesses), and writes JAX's compile log (its DEBUG records, to a file
 only: the console stays as it is) with that test beside each line. Then prints the
@@ -20,6 +20,7 @@ import glob
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -28,11 +29,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from benchmarks import common  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-README_ARGS = ["-q", "-n", "2", "--dist", "worksteal"]
 
 HOOK = """
-import atexit, json, logging, os, sys, time
-_DIR, _T0 = os.environ["SUITE_PROFILE_DIR"], time.time()
+import atexit, json, logging, os, sys
+_DIR = os.environ["SUITE_PROFILE_DIR"]
 
 
 class _Test(logging.Filter):
@@ -55,11 +55,19 @@ for _name in ("jax._src.dispatch", "jax._src.interpreters.pxla"):
 def _record():
   t = os.times()
   with open(os.path.join(_DIR, f"{os.getpid()}.json"), "w") as f:
-    json.dump({"argv": sys.argv, "cpu_s": t.user + t.system, "wall_s": time.time() - _T0,
+    json.dump({"argv": sys.argv, "cpu_s": t.user + t.system,
                "test": os.environ.get("PYTEST_CURRENT_TEST", "")}, f)
 """
 
 _COMPILE = re.compile(r"^(\S+) Finished XLA compilation of (.*) in ([0-9.e+-]+) sec")
+
+
+def readme_pytest_args() -> list[str]:
+  """The pytest arguments of the README's test command (its second code block, which
+  .ci/run runs)."""
+  with open(os.path.join(ROOT, "README.md")) as f:
+    blocks = re.findall(r"^```sh\n(.*?)^```", f.read(), re.S | re.M)
+  return shlex.split(blocks[1].split("python -m pytest", 1)[1])
 
 
 def test_name(current: str) -> str:
@@ -127,7 +135,7 @@ def main(argv=None):
       f.write(HOOK)
     path = os.pathsep.join(p for p in (hook, os.environ.get("PYTHONPATH")) if p)
     env = {**os.environ, "PYTHONPATH": path, "SUITE_PROFILE_DIR": records}
-    pytest_args = args.pytest_args or README_ARGS
+    pytest_args = args.pytest_args or readme_pytest_args()
     proc = subprocess.run([sys.executable, "-m", "pytest", *pytest_args], cwd=ROOT, env=env)
     summary = {"pytest_args": pytest_args, "pytest_returncode": proc.returncode,
                **summarize(records)}  # fmt: skip

@@ -223,3 +223,9 @@ def test_suite_profile_records_processes_and_each_tests_compiles(tmp_path):
   (row,) = [r for r in summary["tests"] if r["test"].endswith("test_probe.py::test_probe")]
   assert row["compiles"] >= 2 and "jit(<lambda>)" in row["programs"]  # both processes'
   assert "XLA compiles by test" in proc.stdout
+  # Without arguments it runs the README's test command's (CI's) pytest arguments.
+  sys.path.insert(0, ROOT)
+  from benchmarks import suite_profile
+
+  line = next(x for x in open(os.path.join(ROOT, "README.md")) if "python -m pytest" in x)
+  assert suite_profile.readme_pytest_args() == line.split("python -m pytest", 1)[1].split()
